@@ -1,0 +1,1 @@
+"""pytest_scaimind: benchmark quality gates for pytest."""

@@ -1,0 +1,1 @@
+"""scaimind_local: the embedded ScaiMind coordinator."""

@@ -1,0 +1,1 @@
+"""Model backends: turn a model folder's manifest into an object that answers prompts."""

@@ -1,0 +1,84 @@
+"""The seam between the coordinator and benchmark runners.
+
+A runner is registered under a name (`mmlu`) or a prefix (`custom-`). The coordinator calls
+`validate` at submit time (raise `InvalidBenchmark` -> HTTP 400) and `run` in a worker.
+`run` reports progress and checks for cancellation through the `RunContext` once per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._backends.base import ModelBackend
+
+
+class InvalidBenchmark(ValueError):
+    """The benchmark spec cannot run here; the message is shown to the user as a 400."""
+
+
+class BenchmarkCancelled(Exception):
+    """Raised by `RunContext.checkpoint` when the evaluation was cancelled."""
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """One entry of the submit body's `benchmarks` list, validated."""
+
+    name: str
+    dataset: str | None = None
+    num_samples: int | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What a runner gets from the coordinator while it runs one benchmark."""
+
+    evaluation_id: str
+    resolve_path: Callable[[str], Path]
+    """Turns a dataset URI (`scaidrive://…`, `file://…`, a path) into a local path, or raises InvalidBenchmark."""
+    report_progress: Callable[[int, int], None]
+    """(samples done, samples total); call once per sample or batch."""
+    is_cancelled: Callable[[], bool]
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Server-side options, e.g. `mmlu_data` (a path) or `sandbox_workers`."""
+    workers: int = 2
+    """How many CPU cores the runner may use."""
+
+    def checkpoint(self, done: int, total: int) -> None:
+        """Report progress and stop at this sample boundary if the evaluation was cancelled."""
+        self.report_progress(done, total)
+        if self.is_cancelled():
+            raise BenchmarkCancelled(self.evaluation_id)
+
+
+@dataclass
+class RunnerResult:
+    """What a runner returns: metrics, their standard errors and the per-sample records."""
+
+    metrics: dict[str, float]
+    num_samples: int
+    stderr: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """JSON-serialisable details (scoring mode, chosen ids, per-subject figures...)."""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """Per-sample records (id, verdict, ...) stored and served by the API."""
+    primary_metric: str | None = None
+
+
+class BenchmarkRunner(Protocol):
+    """A benchmark implementation."""
+
+    name: str
+    """The benchmark name, or a prefix ending in '-' (e.g. 'custom-')."""
+
+    def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
+        """Refuse a spec that cannot run (missing dataset, bad parameter) with InvalidBenchmark."""
+        ...
+
+    def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
+        """Score the model; call ctx.checkpoint(done, total) at each sample boundary."""
+        ...

@@ -1,0 +1,1 @@
+"""scaimind_nb: the ScaiMind evaluation API in Jupyter."""
