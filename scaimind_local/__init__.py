@@ -1,1 +1,34 @@
-"""scaimind_local: the embedded ScaiMind coordinator."""
+"""scaimind_local: the embedded ScaiMind coordinator (same REST API, SQLite, real evaluation)."""
+
+from ._backends.base import (
+    LoglikelihoodBackend,
+    ModelBackend,
+    ModelManifest,
+    supports_loglikelihood,
+)
+from ._benchmarks.base import (
+    BenchmarkCancelled,
+    BenchmarkRunner,
+    BenchmarkSpec,
+    InvalidBenchmark,
+    RunContext,
+    RunnerResult,
+)
+from ._coordinator import LocalCoordinator
+from ._registry import ENTRY_POINT_GROUP, hookimpl
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BenchmarkCancelled",
+    "BenchmarkRunner",
+    "BenchmarkSpec",
+    "InvalidBenchmark",
+    "LocalCoordinator",
+    "LoglikelihoodBackend",
+    "ModelBackend",
+    "ModelManifest",
+    "RunContext",
+    "RunnerResult",
+    "hookimpl",
+    "supports_loglikelihood",
+]

@@ -1,0 +1,181 @@
+"""Load on the embedded coordinator vs a bare Starlette JSON route, served the same way.
+
+50 concurrent clients poll `GET /evaluations/{id}` for 20 s against a coordinator holding
+10,000 evaluations, then the same against a one-route Starlette app under uvicorn. Prints
+requests/s and p50/p99 latency side by side (goal: ≥ half the bare throughput, p99 < 50 ms).
+
+    python benchmarks/coordinator_load.py [--seconds 20] [--clients 50] [--evaluations 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RECORD = {
+    "evaluation_id": "eval_0",
+    "job_id": "job_bench",
+    "status": "COMPLETED",
+    "results": [{"benchmark": "custom-qa", "score": 0.75, "metrics": {"exact_match": 0.75}}],
+}
+
+
+def bare_app() -> object:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def get(request: Request) -> JSONResponse:
+        return JSONResponse({"data": {**RECORD, "evaluation_id": request.path_params["id"]}})
+
+    return Starlette(routes=[Route("/v1/modules/scaimind/evaluations/{id}", get)])
+
+
+def serve_bare() -> None:
+    """Child mode: the bare route on a free port, printing its URL like `scaimind-local serve`."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(f"bare serving http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(bare_app(), log_level="warning", access_log=False)  # type: ignore[arg-type]
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def fill(db: Path, n: int) -> list[str]:
+    """n COMPLETED evaluations with one result each, written straight into the store."""
+    from scaimind_local._store import Store
+
+    store = Store(db)
+    store.put_job("job_bench", "scaidrive://org/models/m", "COMPLETED")
+    ids = []
+    spec = [{"name": "custom-qa", "dataset": "scaidrive://org/eval/qa.jsonl", "num_samples": 100}]
+    result = {
+        "benchmark": "custom-qa",
+        "score": 0.75,
+        "metrics": {"exact_match": 0.75},
+        "stderr": {"exact_match": 0.04},
+        "num_samples": 100,
+        "extra": {"spec_index": 0},
+    }
+    progress = [{"benchmark": "custom-qa", "completed": 100, "total": 100}]
+    store._conn().execute("BEGIN")
+    for _ in range(n):
+        row = store.create_evaluation("job_bench", "scaidrive://org/models/m", "", spec)
+        store._conn().execute(
+            "UPDATE evaluations SET status='COMPLETED', results=?, progress=? WHERE id=?",
+            (json.dumps([result]), json.dumps(progress), row["id"]),
+        )
+        ids.append(row["id"])
+    store._conn().execute("COMMIT")
+    store.close()
+    return ids
+
+
+def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split()[2]
+    return proc, url
+
+
+async def load(url: str, key: str, ids: list[str], clients: int, seconds: float) -> list[float]:
+    import httpx
+
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
+        for _ in range(20):  # wait until it answers
+            try:
+                (await http.get(f"/v1/modules/scaimind/evaluations/{ids[0]}")).raise_for_status()
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)
+        deadline = time.perf_counter() + seconds
+
+        async def client(rng: random.Random) -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                resp = await http.get(f"/v1/modules/scaimind/evaluations/{rng.choice(ids)}")
+                latencies.append(time.perf_counter() - t0)
+                resp.raise_for_status()
+
+        await asyncio.gather(*(client(random.Random(i)) for i in range(clients)))
+    return latencies
+
+
+def figures(latencies: list[float], seconds: float) -> tuple[float, float, float]:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return len(ordered) / seconds, pick(0.50), pick(0.99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--evaluations", type=int, default=10_000)
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare()
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "load.sqlite"
+        t0 = time.perf_counter()
+        ids = fill(db, args.evaluations)
+        print(f"filled {len(ids)} evaluations in {time.perf_counter() - t0:.1f} s")
+        key = secrets.token_urlsafe(16)
+        rows = []
+        for name, cmd in [
+            (
+                "scaimind_local",
+                [
+                    sys.executable,
+                    "-m",
+                    "scaimind_local",
+                    "serve",
+                    "--port",
+                    "0",
+                    "--db",
+                    str(db),
+                    "--drive-root",
+                    tmp,
+                    "--api-key",
+                    key,
+                ],
+            ),
+            ("bare starlette", [sys.executable, __file__, "--serve-bare"]),
+        ]:
+            proc, url = start(cmd)
+            try:
+                latencies = asyncio.run(load(url, key, ids, args.clients, args.seconds))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+            rows.append((name, *figures(latencies, args.seconds)))
+    print(f"\n{args.clients} clients, {args.seconds:.0f} s, GET of {args.evaluations} evaluations")
+    print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, rps, p50, p99 in rows:
+        print(f"{name:<16}{rps:>10.0f}{p50:>10.1f}{p99:>10.1f}")
+    ratio = rows[0][1] / rows[1][1]
+    verdict = "ok" if ratio >= 0.5 and rows[0][3] < 50 else "below goal"
+    print(
+        f"throughput ratio {ratio:.2f} (goal >= 0.5), p99 {rows[0][3]:.1f} ms (goal < 50): {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()

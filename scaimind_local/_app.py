@@ -1,0 +1,405 @@
+"""The Starlette app: routes, envelopes, errors, auth and the protobuf-style rendering."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._benchmarks.base import BenchmarkSpec, InvalidBenchmark
+from ._openapi import openapi
+from ._service import Service
+from ._store import JOB_STATUSES, TERMINAL
+
+PREFIX = "/v1/modules/scaimind"
+MAX_BODY = 1 << 20
+PUBLIC_PATHS = ("/healthz",)
+_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "FAILED_PRECONDITION",
+    413: "PAYLOAD_TOO_LARGE",
+    422: "UNPROCESSABLE_ENTITY",
+    500: "INTERNAL",
+}
+_SPEC_KEYS = ("name", "dataset", "num_samples", "parameters")
+_SUBMIT_KEYS = ("job_id", "model_uri", "checkpoint_id", "benchmarks")
+
+
+class ApiError(Exception):
+    """An error answered as `{"error": {"code", "message"}}` with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _finite(value: Any) -> Any:
+    """NaN and ±Inf as the strings protobuf's JSON mapping uses; never a bare NaN token."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _data(payload: Any, status: int = 200) -> JSON:
+    return JSON({"data": payload}, status_code=status)
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSON:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    code = _CODES.get(status, "UNKNOWN")
+    return JSON({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+# rendering
+
+
+def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
+    """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
+    out: dict[str, Any] = {
+        "evaluation_id": row["id"],
+        "job_id": row["job_id"],
+        "model_uri": row["model_uri"],
+        "checkpoint_id": row["checkpoint_id"],
+        "status": row["status"],
+        "benchmarks": [
+            {
+                "name": b["name"],
+                "dataset": b.get("dataset") or "",
+                "num_samples": str(b.get("num_samples") or 0),
+                "parameters": b.get("parameters") or {},
+            }
+            for b in row["benchmarks"]
+        ],
+        "progress": [
+            {
+                "benchmark": p["benchmark"],
+                "completed": str(p["completed"]),
+                "total": str(p["total"]),
+            }
+            for p in row["progress"]
+        ],
+        "results": [{**r, "num_samples": str(r["num_samples"])} for r in row["results"]],
+        "cancel_requested": bool(row["cancel_requested"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    if row["error"]:
+        out["error"] = row["error"]
+    for key in ("started_at", "completed_at"):
+        if row[key]:
+            out[key] = row[key]
+    return out
+
+
+def render_listed(row: dict[str, Any]) -> dict[str, Any]:
+    """A listing item: the evaluation's own job record, as ScaiGrid's ListJobs returns it."""
+    return {
+        "job_id": row["id"],
+        "name": f"evaluation of {row['job_id']}",
+        "type": "evaluation",
+        "labels": {"type": "evaluation", "parent_job_id": row["job_id"]},
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _token(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _untoken(token: str, types: tuple[type, type]) -> tuple[Any, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if (
+            isinstance(key, list)
+            and len(key) == 2
+            and all(
+                isinstance(v, t) and not isinstance(v, bool)
+                for v, t in zip(key, types, strict=True)
+            )
+        ):
+            return key[0], key[1]
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise ApiError(400, "page_token is not a token this server issued: pass next_page_token as is")
+
+
+def _page_size(request: Request) -> int:
+    raw = request.query_params.get("page_size", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApiError(400, f"page_size must be an integer from 1 to 100, got {raw!r}")
+    return int(raw)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON object body, refusing more than MAX_BODY bytes before reading them all."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise ApiError(413, f"request body larger than {MAX_BODY} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _string(body: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = body.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ApiError(400, f"{key} must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ApiError(400, f"{key} is required")
+    return value
+
+
+def _unknown(body: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    extra = sorted(set(body) - set(known))
+    if extra:
+        raise ApiError(
+            400, f"unknown field(s) {', '.join(extra)} in {where}; known: {', '.join(known)}"
+        )
+
+
+def parse_spec(item: Any, i: int) -> BenchmarkSpec:
+    """One benchmark entry: a name or `{name, dataset?, num_samples?, parameters?}`."""
+    where = f"benchmarks[{i}]"
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        raise ApiError(400, f"{where} must be a benchmark name or an object with a name")
+    _unknown(item, _SPEC_KEYS, where)
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, f"{where}.name is required (e.g. mmlu, humaneval, custom-mydata)")
+    dataset = item.get("dataset") or None
+    if dataset is not None and not isinstance(dataset, str):
+        raise ApiError(400, f"{where}.dataset must be a string URI such as scaidrive://org/x.jsonl")
+    n = item.get("num_samples")
+    if isinstance(n, str) and n.strip().lstrip("-").isdigit():
+        n = int(n)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ApiError(
+            400, f"{where}.num_samples must be an integer >= 1 (or omitted for all), got {n!r}"
+        )
+    params = item.get("parameters") or {}
+    if not isinstance(params, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+    ):
+        raise ApiError(
+            400, f'{where}.parameters must map strings to strings, e.g. {{"temperature": "0"}}'
+        )
+    return BenchmarkSpec(name=name, dataset=dataset, num_samples=n or None, parameters=params)
+
+
+# routes
+
+
+async def submit(request: Request) -> JSON:
+    service: Service = request.app.state.service
+    body = await _body(request)
+    _unknown(body, _SUBMIT_KEYS, "the request body")
+    job_id = _string(body, "job_id", required=True)
+    model_uri = _string(body, "model_uri")
+    checkpoint_id = _string(body, "checkpoint_id")
+    items = body.get("benchmarks")
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, 'benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
+    specs = [parse_spec(item, i) for i, item in enumerate(items)]
+    job = service.store.get_job(job_id)
+    if job is None:
+        raise ApiError(404, f"job {job_id!r} not found: register it first (POST {PREFIX}/jobs)")
+    if job["status"] != "COMPLETED":
+        raise ApiError(
+            409, f"job {job_id!r} is {job['status']}; only a COMPLETED job can be evaluated"
+        )
+    try:
+        row = service.submit(job_id, model_uri or job["model_uri"], checkpoint_id, specs)
+    except InvalidBenchmark as exc:
+        raise ApiError(400, str(exc)) from None
+    return _data(render_evaluation(row))
+
+
+def _evaluation(request: Request) -> dict[str, Any]:
+    eval_id = request.path_params["evaluation_id"]
+    row = request.app.state.service.store.get_evaluation(eval_id)
+    if row is None:
+        raise ApiError(404, f"evaluation {eval_id!r} not found")
+    return row
+
+
+async def get_evaluation(request: Request) -> JSON:
+    return _data(render_evaluation(_evaluation(request)))
+
+
+async def list_evaluations(request: Request) -> JSON:
+    size = _page_size(request)
+    token = request.query_params.get("page_token", "")
+    after = _untoken(token, (str, str)) if token else None
+    rows, more, total = request.app.state.service.store.list_evaluations(size, after)
+    next_token = _token([rows[-1]["created_at"], rows[-1]["id"]]) if more else ""
+    return _data(
+        {
+            "evaluations": [render_listed(r) for r in rows],
+            "next_page_token": next_token,
+            "total_count": str(total),
+        }
+    )
+
+
+async def cancel_evaluation(request: Request) -> JSON:
+    row = _evaluation(request)
+    if row["status"] in TERMINAL:
+        raise ApiError(409, f"evaluation {row['id']} is already {row['status']}; nothing to cancel")
+    row = request.app.state.service.store.request_cancel(row["id"])
+    return _data(render_evaluation(row))
+
+
+async def list_samples(request: Request) -> JSON:
+    row = _evaluation(request)
+    size = _page_size(request)
+    token = request.query_params.get("page_token", "")
+    after = _untoken(token, (int, int)) if token else None
+    benchmark = request.query_params.get("benchmark") or None
+    items, more = request.app.state.service.store.list_samples(row["id"], benchmark, size, after)
+    next_token = _token([items[-1]["spec_index"], items[-1]["index"]]) if more else ""
+    return _data({"samples": items, "next_page_token": next_token})
+
+
+def _render_job(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: job[k] for k in ("job_id", "model_uri", "status", "created_at", "updated_at")}
+
+
+async def put_job(request: Request) -> JSON:
+    body = await _body(request)
+    _unknown(body, ("job_id", "model_uri", "status"), "the request body")
+    job_id = _string(body, "job_id", required=True)
+    model_uri = _string(body, "model_uri", required=True)
+    status = (_string(body, "status") or "COMPLETED").upper()
+    if status not in JOB_STATUSES:
+        raise ApiError(400, f"status {status!r} is not one of {', '.join(JOB_STATUSES)}")
+    job = request.app.state.service.store.put_job(job_id, model_uri, status)
+    return _data(_render_job(job))
+
+
+async def get_job(request: Request) -> JSON:
+    job_id = request.path_params["job_id"]
+    job = request.app.state.service.store.get_job(job_id)
+    if job is None:
+        raise ApiError(404, f"job {job_id!r} not found")
+    return _data(_render_job(job))
+
+
+async def list_benchmarks(request: Request) -> JSON:
+    return _data({"benchmarks": request.app.state.service.registry.names()})
+
+
+async def healthz(request: Request) -> JSON:
+    return _data({"status": "ok"})
+
+
+async def openapi_json(request: Request) -> JSON:
+    return JSON(openapi())
+
+
+class BearerAuth:
+    """Pure ASGI middleware: every path but PUBLIC_PATHS needs `Authorization: Bearer <key>`."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                message = "missing or invalid API key: send Authorization: Bearer $SCAIGRID_API_KEY"
+                await error_response(401, message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, message, exc.headers)  # 405 keeps its Allow header
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    return error_response(500, "internal error; see the coordinator's log")
+
+
+def create_app(service: Service, api_key: str) -> ASGIApp:
+    """The coordinator as an ASGI app; its lifespan starts and stops the workers."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    routes = [
+        Route(f"{PREFIX}/evaluations", submit, methods=["POST"]),
+        Route(f"{PREFIX}/evaluations", list_evaluations, methods=["GET"]),
+        Route(f"{PREFIX}/evaluations/{{evaluation_id}}", get_evaluation, methods=["GET"]),
+        Route(
+            f"{PREFIX}/evaluations/{{evaluation_id}}/cancel", cancel_evaluation, methods=["POST"]
+        ),
+        Route(f"{PREFIX}/evaluations/{{evaluation_id}}/samples", list_samples, methods=["GET"]),
+        Route(f"{PREFIX}/jobs", put_job, methods=["POST"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
+        Route(f"{PREFIX}/benchmarks", list_benchmarks, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal},
+    )
+    app.state.service = service
+    return BearerAuth(app, api_key)

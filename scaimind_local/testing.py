@@ -1,0 +1,99 @@
+"""Reference models and drive helpers for tests, demos and notebooks.
+
+`ScriptedModel` answers from a table (deterministic, optionally slow); `write_model` and
+`write_custom_dataset` put a model folder and a JSONL dataset under a drive root and return
+their `scaidrive://` URIs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._backends import MANIFEST
+from ._backends.python import cut_at_stop
+
+
+class ScriptedModel:
+    """A python-backend model: `answers[prompt]` or `default`, after `delay` seconds per call.
+
+    Options: `answers` (dict), `default` (str), `delay` (float seconds per generate call),
+    `fail` (a message: every generate call raises RuntimeError with it).
+    """
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.answers: dict[str, str] = dict(options.get("answers", {}))
+        self.default = str(options.get("default", ""))
+        self.delay = float(options.get("delay", 0))
+        self.fail = options.get("fail")
+        self.calls = 0
+
+    def generate(
+        self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
+    ) -> list[str]:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError(str(self.fail))
+        return [cut_at_stop(self.answers.get(p, self.default), stop) for p in prompts]
+
+
+class ScriptedScorer(ScriptedModel):
+    """A ScriptedModel that also scores continuations: 0.0 for the scripted answer, else -5.0.
+
+    The comparison strips whitespace, so `" B"` matches an answer `"B"`; `loglikelihoods`
+    (`{context: {continuation: value}}`) overrides the rule per pair.
+    """
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.table: dict[str, dict[str, float]] = dict((options or {}).get("loglikelihoods", {}))
+
+    def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
+        out = []
+        for context, continuation in pairs:
+            if continuation in self.table.get(context, {}):
+                out.append(float(self.table[context][continuation]))
+            else:
+                answer = self.answers.get(context, self.default)
+                out.append(0.0 if continuation.strip() == answer.strip() else -5.0)
+        return out
+
+
+def _drive_file(drive_root: str | Path, path: str) -> Path:
+    if path.startswith("scaidrive://"):
+        path = path[len("scaidrive://") :]
+    target = Path(drive_root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def write_model(
+    drive_root: str | Path,
+    path: str,
+    target: str = "scaimind_local.testing:ScriptedModel",
+    options: dict[str, Any] | None = None,
+    *,
+    backend: str = "python",
+    **config: Any,
+) -> str:
+    """Write a model folder (its `scaimind-model.json`) and return its scaidrive:// URI."""
+    folder = _drive_file(drive_root, path)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"backend": backend, **config}
+    if backend == "python":
+        manifest.update(target=target, options=options or {})
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return "scaidrive://" + path.removeprefix("scaidrive://")
+
+
+def write_custom_dataset(drive_root: str | Path, path: str, rows: Iterable[dict[str, Any]]) -> str:
+    """Write `rows` as a JSONL dataset under the drive root and return its scaidrive:// URI."""
+    file = _drive_file(drive_root, path)
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return "scaidrive://" + path.removeprefix("scaidrive://")

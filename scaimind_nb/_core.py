@@ -1,0 +1,766 @@
+"""The sans-I/O core shared by Client and AsyncClient.
+
+Every operation (retrying request, submit with duplicate check, wait, find) is a generator
+that yields I/O operations (``Send``, ``Sleep``, ``Notify``) and receives their results; the
+sync and async clients only drive these generators, so the two cannot drift. Retry
+decisions, backoff with jitter, Retry-After parsing, deadline budgets, page-token logic and
+response decoding are plain functions and small classes here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    EvaluationFailedError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitError,
+    ScaimindError,
+    ScaimindValueError,
+    ServerError,
+    UnprocessableEntityError,
+    WaitTimeoutError,
+)
+from ._models import Benchmark, Evaluation, EvaluationPage, Status
+from ._normalise import error_message, parse_evaluation, parse_page
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT", "Config", "Core"]
+
+logger = logging.getLogger("scaimind_nb")
+
+API_PREFIX = "/v1/modules/scaimind"
+DEFAULT_TIMEOUT = (5.0, 30.0, 30.0, 30.0)  # connect, read, write, pool seconds
+DEFAULT_CALL_DEADLINE = 120.0  # seconds per call, all retries included
+DEFAULT_WAIT_TIMEOUT = 6 * 3600.0
+BACKOFF_INITIAL = 0.5
+BACKOFF_CAP = 8.0
+SUBMIT_LOOKBACK = 300.0  # seconds before a submit that a duplicate check looks back (clock skew)
+MAX_PAGES = 100_000
+USER_AGENT = "scaimind-nb/0.1.0"
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+class _Secret:
+    """Holds the API key; its repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+class _RedactFilter(logging.Filter):
+    """Masks registered API keys and Authorization headers in records of the package logger."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        msg = record.getMessage()
+        clean = redact(msg, self.secrets)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+_redact_filter = _RedactFilter()
+logger.addFilter(_redact_filter)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for s in secrets:
+        if s and s in text:
+            text = text.replace(s, "***")
+    return text
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ScaimindValueError(f"{name} must be a number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
+        raise ScaimindValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _timeout_tuple(timeout: Any) -> tuple[float, float, float, float]:
+    if timeout is DEFAULT:
+        return DEFAULT_TIMEOUT
+    if timeout is None:
+        raise ScaimindValueError(
+            "timeout=None would let a request hang forever; pass seconds (e.g. timeout=30) "
+            "or leave it out for the default (5 s connect, 30 s read)"
+        )
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        t = _positive("timeout", timeout)
+        return (min(5.0, t), t, t, t)
+    parts = [getattr(timeout, a, None) for a in ("connect", "read", "write", "pool")]
+    if any(p is None for p in parts):
+        raise ScaimindValueError(
+            "every part of an httpx.Timeout must be set (None would hang forever); "
+            "e.g. httpx.Timeout(30.0, connect=5.0)"
+        )
+    c, r, w, p = (_positive("timeout", x) for x in parts)
+    return (c, r, w, p)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved client settings; built once per client."""
+
+    host: str
+    api_key: _Secret = field(repr=False)
+    timeout: tuple[float, float, float, float] = DEFAULT_TIMEOUT
+    max_retries: int = 2
+    call_deadline: float = DEFAULT_CALL_DEADLINE
+    poll_interval: float = 1.0
+    max_poll_interval: float = 20.0
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
+
+    @classmethod
+    def resolve(
+        cls,
+        host: str | None,
+        api_key: str | None,
+        *,
+        timeout: Any = DEFAULT,
+        max_retries: int = 2,
+        call_deadline: float = DEFAULT_CALL_DEADLINE,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 20.0,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> Config:
+        """Validate constructor arguments and fill host/key from SCAIGRID_HOST / SCAIGRID_API_KEY."""
+        host = host if host is not None else os.environ.get("SCAIGRID_HOST")
+        if not host:
+            raise ScaimindValueError(
+                "no coordinator host: pass host='https://…' or set SCAIGRID_HOST"
+            )
+        host = host.strip().rstrip("/")
+        if not host.startswith(("http://", "https://")):
+            raise ScaimindValueError(
+                f"host must be an http(s) URL such as https://scaigrid.example.com, got {host!r}"
+            )
+        key = api_key if api_key is not None else os.environ.get("SCAIGRID_API_KEY")
+        if not key:
+            raise ScaimindValueError("no API key: pass api_key=... or set SCAIGRID_API_KEY")
+        if not isinstance(key, str) or any(ch in key for ch in "\r\n"):
+            raise ScaimindValueError("the API key must be a single-line string")
+        if key in host:
+            raise ScaimindValueError("the API key must not be part of the host URL; pass api_key=")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ScaimindValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        _RedactFilter.secrets.add(key)
+        return cls(
+            host=host,
+            api_key=_Secret(key),
+            timeout=_timeout_tuple(timeout),
+            max_retries=max_retries,
+            call_deadline=_positive("call_deadline", call_deadline),
+            poll_interval=_positive("poll_interval", poll_interval, allow_zero=True),
+            max_poll_interval=_positive("max_poll_interval", max_poll_interval, allow_zero=True),
+            wait_timeout=_positive("wait_timeout", wait_timeout),
+        )
+
+
+# --- I/O operations the drivers perform ------------------------------------------------------
+
+
+@dataclass
+class Send:
+    """Send one HTTP request; the driver answers with the ``httpx.Response`` or throws the error."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    timeout: httpx.Timeout
+    params: dict[str, Any] | None = None
+    json: Any = None
+
+
+@dataclass
+class Sleep:
+    """Sleep ``seconds`` (asyncio-friendly in the async driver)."""
+
+    seconds: float
+
+
+@dataclass
+class Notify:
+    """Call ``callback(evaluation)``; the async driver awaits it if it returns an awaitable."""
+
+    callback: Callable[[Evaluation], Any]
+    evaluation: Evaluation
+
+
+Op = Send | Sleep | Notify
+Gen = Generator[Op, Any, Any]
+
+
+# --- retry decisions ---------------------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, ``Retry-After`` seconds or HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            v = float(ms) / 1000.0
+            if v >= 0 and math.isfinite(v):
+                return v
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        v = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return v if v >= 0 and math.isfinite(v) else None
+
+
+def backoff(retry: int, rng: random.Random, *, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_CAP) -> float:
+    """Capped exponential backoff with jitter in [0.75, 1.0] of the step: 0.5, 1, 2, 4, 8 s."""
+    return min(initial * 2.0**retry, cap) * rng.uniform(0.75, 1.0)
+
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ProxyError")
+_FATAL = ("UnsupportedProtocol", "LocalProtocolError")
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+@dataclass
+class Step:
+    """What a request loop does next: retry after ``delay``, or finish with ``value`` / ``error``."""
+
+    delay: float | None = None
+    value: Any = None
+    error: BaseException | None = None
+    ambiguous: bool = False
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A logical API call: method, path under the scaimind prefix, params, body."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    idempotent: bool = True
+
+
+class Attempts:
+    """Retry state of one logical call: attempt count, deadline budget, request id."""
+
+    def __init__(self, core: Core, spec: Spec, deadline: float | None) -> None:
+        self.core = core
+        self.spec = spec
+        self.retries = 0
+        budget = core.config.call_deadline if deadline is None else min(deadline, core.config.call_deadline)
+        self.deadline = core.clock() + budget
+        self.request_id = uuid.uuid4().hex
+        self.url = core.config.host + API_PREFIX + spec.path
+
+    def remaining(self) -> float:
+        return self.deadline - self.core.clock()
+
+    def send(self) -> Send:
+        import httpx
+
+        c, r, w, p = self.core.config.timeout
+        rem = max(self.remaining(), 0.001)
+        headers = {
+            "Authorization": "Bearer " + self.core.config.api_key.reveal(),
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Request-Id": self.request_id,
+            "X-Scaimind-Retry-Count": str(self.retries),
+        }
+        if not self.spec.idempotent:
+            headers["Idempotency-Key"] = self.request_id
+        return Send(
+            self.spec.method,
+            self.url,
+            headers,
+            httpx.Timeout(connect=min(c, rem), read=min(r, rem), write=min(w, rem), pool=min(p, rem)),
+            self.spec.params,
+            self.spec.json,
+        )
+
+    def _retry(self, hint: float | None) -> float | None:
+        """Delay before the next attempt, or None when out of retries or budget."""
+        if self.retries >= self.core.config.max_retries:
+            return None
+        delay = backoff(self.retries, self.core.rng) if hint is None else hint
+        if delay >= self.remaining():
+            return None  # a hint longer than the remaining budget is not waited out
+        self.retries += 1
+        return delay
+
+    def on_exception(self, exc: Exception) -> Step:
+        """Decide after a transport error (connection, timeout, reset)."""
+        kind = type(exc).__name__
+        what = f"{self.spec.method} {self.url}"
+        if isinstance(exc, _timeout_types()):
+            error: ScaimindError = APITimeoutError(f"{what} timed out ({kind})")
+        else:
+            error = APIConnectionError(f"{what} failed: {kind}: {self.core.redact(str(exc)) or 'no detail'}")
+        error.__cause__ = exc
+        if kind in _FATAL:
+            return Step(error=error)
+        ambiguous = not self.spec.idempotent and kind not in _NOT_SENT
+        delay = self._retry(None)
+        logger.info("%s: %s (attempt %d)%s", what, kind, self.retries, "; retrying" if delay is not None else "")
+        return Step(delay=delay, error=error, ambiguous=ambiguous)
+
+    def on_response(self, response: httpx.Response) -> Step:
+        """Decide after a response: decode 2xx, retry 408/429/5xx, raise the rest."""
+        status = response.status_code
+        logger.debug("%s %s -> %d", self.spec.method, self.url, status)
+        if 200 <= status < 300:
+            try:
+                return Step(value=self.core.decode(response.content, self.url))
+            except ProtocolError as garbled:  # a broken proxy: the call may have taken effect
+                delay = self._retry(None)
+                return Step(delay=delay, error=garbled, ambiguous=not self.spec.idempotent)
+        error = self.core.status_error(response, self.spec.method, self.url)
+        if status not in RETRY_STATUSES:
+            return Step(error=error)
+        ambiguous = not self.spec.idempotent and status >= 500
+        delay = self._retry(parse_retry_after(response.headers))
+        logger.info(
+            "%s %s -> %d (attempt %d)%s",
+            self.spec.method, self.url, status, self.retries, "; retrying" if delay is not None else "",
+        )
+        return Step(delay=delay, error=error, ambiguous=ambiguous)
+
+
+def _timeout_types() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    return (httpx.TimeoutException,)
+
+
+# --- pagination, polling, matching -----------------------------------------------------------
+
+
+def check_page_size(page_size: int) -> int:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise ScaimindValueError(f"page_size must be an integer from 1 to 1000, got {page_size!r}")
+    return page_size
+
+
+class Pager:
+    """Page-token logic: continue while the token is non-empty, stop at ``limit``, refuse repeats."""
+
+    def __init__(self, page_size: int, limit: int | None = None, max_pages: int = MAX_PAGES) -> None:
+        self.page_size = check_page_size(page_size)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ScaimindValueError(f"limit must be an integer >= 0 or None, got {limit!r}")
+        self.limit = limit
+        self.max_pages = max_pages
+        self.token: str | None = None
+        self.more = limit != 0
+        self.pages = 0
+        self.count = 0
+        self._seen: set[str] = set()
+
+    def take(self, page: EvaluationPage) -> list[Evaluation]:
+        """Items of ``page`` within the limit; advances the token or ends the walk."""
+        self.pages += 1
+        items = page.evaluations
+        if self.limit is not None:
+            items = items[: self.limit - self.count]
+        self.count += len(items)
+        token = page.next_page_token
+        if not token or (self.limit is not None and self.count >= self.limit) or self.pages >= self.max_pages:
+            self.more = False
+        elif token in self._seen:
+            raise ProtocolError(
+                "the server repeated a page token, so the listing would never end", excerpt=token[:60]
+            )
+        else:
+            self._seen.add(token)
+            self.token = token
+        return items
+
+
+class PollState:
+    """Deadline on the monotonic clock, capped backoff between polls, change detection."""
+
+    def __init__(self, core: Core, evaluation_id: str, timeout: float | None,
+                 interval: float | None, max_interval: float | None) -> None:
+        cfg = core.config
+        self.core = core
+        self.evaluation_id = evaluation_id
+        self.started = core.clock()
+        total = cfg.wait_timeout if timeout is None else _positive("timeout", timeout)
+        self.deadline = self.started + total
+        self.interval = cfg.poll_interval if interval is None else _positive("poll_interval", interval, allow_zero=True)
+        self.cap = cfg.max_poll_interval if max_interval is None else _positive("max_poll_interval", max_interval, allow_zero=True)
+        self.cap = max(self.cap, self.interval)
+        self.last: Evaluation | None = None
+        self._warned_unknown = False
+
+    def remaining(self) -> float:
+        return self.deadline - self.core.clock()
+
+    def observe(self, ev: Evaluation) -> bool:
+        """Record a snapshot; True when it differs from the previous one."""
+        if ev.status is Status.UNKNOWN and not self._warned_unknown:
+            self._warned_unknown = True
+            logger.warning("evaluation %s has an unknown status %r; still polling",
+                           ev.evaluation_id, _raw_status(ev))
+        changed = ev != self.last
+        self.last = ev
+        return changed
+
+    def next_delay(self) -> float:
+        """Seconds to sleep before the next poll; raises WaitTimeoutError past the deadline."""
+        rem = self.remaining()
+        if rem <= 0:
+            raise WaitTimeoutError(self.evaluation_id, self.last, self.core.clock() - self.started)
+        delay = self.interval * self.core.rng.uniform(0.75, 1.0)
+        self.interval = min(self.interval * 1.5, self.cap)
+        return min(delay, rem)
+
+
+def _raw_status(ev: Evaluation) -> Any:
+    for k, v in ev.raw.items():
+        if k.lower() in ("status", "state"):
+            return v
+    return None
+
+
+def coerce_benchmarks(benchmarks: Any) -> tuple[Benchmark, ...]:
+    """Validate and convert names / dicts / Benchmarks; at least one is required."""
+    if isinstance(benchmarks, str | Benchmark | Mapping):
+        benchmarks = [benchmarks]
+    try:
+        items = tuple(Benchmark.coerce(b) for b in benchmarks)
+    except TypeError:
+        raise ScaimindValueError(
+            f"benchmarks must be a list of names, dicts or Benchmark, got {type(benchmarks).__name__}"
+        ) from None
+    if not items:
+        raise ScaimindValueError("benchmarks is empty: pass at least one, e.g. ['mmlu']")
+    return items
+
+
+def _check_id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ScaimindValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+@dataclass
+class Match:
+    """What an existing evaluation must have to stand in for a new submit (job, model, checkpoint, benchmarks)."""
+
+    job_id: str
+    model_uri: str
+    checkpoint_id: str
+    benchmarks: tuple[Benchmark, ...]
+    since: datetime | None = None
+    statuses: frozenset[Status] | None = None
+
+    @classmethod
+    def build(cls, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "", *,
+              since: datetime | float | None = None, statuses: Iterable[Status | str] | None = None,
+              now: datetime | None = None) -> Match:
+        """Validate the arguments; ``since`` is a datetime or a window in seconds back from now."""
+        if checkpoint_id is None:
+            checkpoint_id = ""
+        if not isinstance(checkpoint_id, str):
+            raise ScaimindValueError(f"checkpoint_id must be a string, got {checkpoint_id!r}")
+        when: datetime | None
+        if since is None or isinstance(since, datetime):
+            when = since if since is None or since.tzinfo else since.replace(tzinfo=UTC)
+        else:
+            window = _positive("since", since, allow_zero=True)
+            when = (now or datetime.now(UTC)) - timedelta(seconds=window)
+        return cls(
+            _check_id("job_id", job_id),
+            _check_id("model_uri", model_uri),
+            checkpoint_id,
+            coerce_benchmarks(benchmarks),
+            when,
+            frozenset(Status.parse(s) for s in statuses) if statuses is not None else None,
+        )
+
+    def screen(self, item: Evaluation) -> str:
+        """For a listing item: ``stop`` (older than the window), ``skip`` or ``check`` (GET it)."""
+        if self.since is not None and item.created_at is not None and item.created_at < self.since:
+            return "stop"
+        if self.statuses is not None and item.status not in self.statuses:
+            return "skip"
+        if item.job_id and item.job_id != self.job_id:
+            return "skip"
+        if item.model_uri and item.model_uri != self.model_uri:
+            return "skip"
+        return "check"
+
+    def matches(self, ev: Evaluation) -> bool:
+        """True when a full record has the same job, model, checkpoint and benchmark keys."""
+        if ev.job_id != self.job_id or ev.model_uri != self.model_uri:
+            return False
+        if (ev.checkpoint_id or "") != self.checkpoint_id:
+            return False
+        if self.statuses is not None and ev.status not in self.statuses:
+            return False
+        if ev.benchmarks:
+            return sorted(b.key() for b in ev.benchmarks) == sorted(b.key() for b in self.benchmarks)
+        names = sorted(r.benchmark for r in ev.results) or sorted(p.benchmark for p in ev.progress)
+        return names == sorted(b.name for b in self.benchmarks)
+
+
+# --- the core ------------------------------------------------------------------------------
+
+
+def _unwrap(data: Any) -> Any:
+    if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping | list):
+        return data["data"]
+    return data
+
+
+class Core:
+    """Builds requests, decodes responses and runs every client operation as an I/O-free generator."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def redact(self, text: str) -> str:
+        return redact(text, (self.config.api_key.reveal(),))
+
+    def decode(self, content: bytes, url: str) -> Any:
+        """JSON body of a 2xx response, or ProtocolError with a short redacted excerpt."""
+        try:
+            return json.loads(content) if content.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            text = self.redact(content[:300].decode("utf-8", "replace"))
+            raise ProtocolError(f"response from {url} is not JSON", excerpt=text[:200]) from None
+
+    def status_error(self, response: httpx.Response, method: str, url: str) -> APIStatusError:
+        """The typed error of a non-2xx response, carrying the server's message, code and request id."""
+        status = response.status_code
+        text = self.redact(response.content.decode("utf-8", "replace"))
+        body: Any = text
+        message = code = None
+        with contextlib.suppress(ValueError):
+            body = json.loads(text)
+        if isinstance(body, Mapping):
+            message = error_message(body)
+            inner = body.get("error")
+            raw_code = inner.get("code") if isinstance(inner, Mapping) else body.get("code")
+            code = str(raw_code) if raw_code not in (None, "") else None
+        if not message:
+            message = text.strip()[:200] or response.reason_phrase or "no message"
+        cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+        return cls(message, status_code=status, code=code, request_id=response.headers.get("x-request-id"),
+                   body=body, method=method, url=url)
+
+    # -- generators ------------------------------------------------------------------------
+
+    def request(self, spec: Spec, *, deadline: float | None = None,
+                reconcile: Callable[[], Gen] | None = None) -> Gen:
+        """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first."""
+        attempts = Attempts(self, spec, deadline)
+        while True:
+            try:
+                response = yield attempts.send()
+            except Exception as exc:
+                if not _is_transport_error(exc):
+                    raise
+                step = attempts.on_exception(exc)
+            else:
+                step = attempts.on_response(response)
+            if step.ambiguous and reconcile is not None:
+                found = yield from reconcile()
+                if found is not None:
+                    return found
+            if step.delay is None:
+                return step.unwrap()
+            yield Sleep(step.delay)
+
+    def get(self, evaluation_id: str, *, deadline: float | None = None) -> Gen:
+        path = "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="")
+        data = yield from self.request(Spec("GET", path), deadline=deadline)
+        return parse_evaluation(data)
+
+    def list_page(self, page_size: int = 20, page_token: str | None = None) -> Gen:
+        params: dict[str, Any] = {"page_size": check_page_size(page_size)}
+        if page_token:
+            params["page_token"] = page_token
+        data = yield from self.request(Spec("GET", "/evaluations", params=params))
+        if isinstance(data, Mapping) and not isinstance(data.get("data", {}), Mapping | list):
+            raise ProtocolError("listing 'data' is not an object", excerpt=str(data)[:200])
+        return parse_page(data)
+
+    def cancel(self, evaluation_id: str) -> Gen:
+        path = "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="") + "/cancel"
+        data = _unwrap((yield from self.request(Spec("POST", path))))
+        if isinstance(data, Mapping) and any(k in data for k in ("evaluation_id", "evaluationId", "status")):
+            return parse_evaluation({"evaluation_id": evaluation_id, **data})
+        return (yield from self.get(evaluation_id))
+
+    def get_job(self, job_id: str) -> Gen:
+        path = "/jobs/" + quote(_check_id("job_id", job_id), safe="")
+        data = _unwrap((yield from self.request(Spec("GET", path))))
+        if not isinstance(data, Mapping):
+            raise ProtocolError("job record is not an object", excerpt=str(data)[:200])
+        return dict(data)
+
+    def list_benchmarks(self) -> Gen:
+        data = _unwrap((yield from self.request(Spec("GET", "/benchmarks"))))
+        if isinstance(data, Mapping):
+            data = data.get("benchmarks", [])
+        if not isinstance(data, list):
+            raise ProtocolError("benchmark list is not a list", excerpt=str(data)[:200])
+        return [b if isinstance(b, str) else str(b.get("name")) for b in data
+                if isinstance(b, str) or (isinstance(b, Mapping) and b.get("name"))]
+
+    def find(self, match: Match, *, max_pages: int = 5, page_size: int = 50) -> Gen:
+        """Newest-first scan of the listing for an evaluation ``match`` accepts; None if none."""
+        pager = Pager(page_size, max_pages=max_pages)
+        while pager.more:
+            page = yield from self.list_page(pager.page_size, pager.token)
+            for item in pager.take(page):
+                verdict = match.screen(item)
+                if verdict == "stop":
+                    return None
+                if verdict == "skip":
+                    continue
+                full = item
+                if not (item.job_id and item.model_uri and (item.benchmarks or item.results)):
+                    try:
+                        full = yield from self.get(item.evaluation_id)
+                    except NotFoundError:
+                        continue
+                if match.matches(full):
+                    return full
+        return None
+
+    def submit(self, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "") -> Gen:
+        """POST an evaluation; on an ambiguous failure, look for it before sending again."""
+        match = Match.build(job_id, model_uri, benchmarks, checkpoint_id, since=SUBMIT_LOOKBACK)
+        body = {
+            "job_id": match.job_id,
+            "model_uri": match.model_uri,
+            "checkpoint_id": match.checkpoint_id,
+            "benchmarks": [b.to_request() for b in match.benchmarks],
+        }
+
+        def reconcile() -> Gen:
+            try:
+                found = yield from self.find(match, max_pages=3)
+            except (APIConnectionError, APIStatusError, ProtocolError) as exc:
+                logger.warning("duplicate check after an ambiguous submit failed: %s", exc)
+                return None
+            if found is not None:
+                logger.warning("submit outcome was unknown; found evaluation %s already created", found.evaluation_id)
+            return found
+
+        data = yield from self.request(Spec("POST", "/evaluations", json=body, idempotent=False),
+                                       reconcile=reconcile)
+        if isinstance(data, Evaluation):
+            return data
+        inner = _unwrap(data)
+        if not isinstance(inner, Mapping):
+            raise ProtocolError("submit answer is not an object", excerpt=str(data)[:200])
+        return parse_evaluation({**body, **inner})
+
+    def wait(self, evaluation_id: str, *, timeout: float | None = None, poll_interval: float | None = None,
+             max_poll_interval: float | None = None, on_update: Callable[[Evaluation], Any] | None = None,
+             raise_on_failure: bool = False) -> Gen:
+        """Poll until a terminal status; transient GET failures only cost time, never end the wait."""
+        _check_id("evaluation_id", evaluation_id)
+        poll = PollState(self, evaluation_id, timeout, poll_interval, max_poll_interval)
+        while True:
+            try:
+                ev = yield from self.get(evaluation_id, deadline=max(poll.remaining(), 0.001))
+            except (APIConnectionError, ServerError, RateLimitError, ProtocolError) as exc:
+                logger.info("polling %s: %s; will poll again", evaluation_id, exc)
+            else:
+                if poll.observe(ev) and on_update is not None:
+                    yield Notify(on_update, ev)
+                if ev.is_terminal:
+                    if raise_on_failure and ev.status is not Status.COMPLETED:
+                        raise EvaluationFailedError(ev)
+                    return ev
+            yield Sleep(poll.next_delay())
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TransportError)

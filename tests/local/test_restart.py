@@ -1,0 +1,63 @@
+"""A `scaimind-local serve` killed with SIGKILL mid-run loses nothing once restarted."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scaimind_local.testing import write_custom_dataset, write_model
+
+from ._util import API, serve, submit, wait_for
+
+ROWS = [{"prompt": f"q{i}", "reference": f"a{i}"} for i in range(20)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_restart_completes_the_running_evaluation(tmp_path: Path) -> None:
+    key = "sk-restart-" + secrets.token_hex(8)
+    answers = {f"q{i}": f"a{i}" for i in range(10)}
+    model = write_model(
+        tmp_path / "drive", "org/models/m", options={"answers": answers, "delay": 0.1}
+    )
+    dataset = write_custom_dataset(tmp_path / "drive", "org/eval/d.jsonl", ROWS)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    proc, url = serve(tmp_path, key, "--workers", "1")
+    try:
+        with httpx.Client(base_url=url + API, headers=headers, timeout=30) as api:
+            api.post("/jobs", json={"job_id": "job_r", "model_uri": model}).raise_for_status()
+            quick = submit(api, "job_r", {"name": "custom-d", "dataset": dataset, "num_samples": 2})
+            quick_id = quick.json()["data"]["evaluation_id"]
+            quick_done = wait_for(api, quick_id)
+            specs = [
+                {"name": "custom-first", "dataset": dataset, "num_samples": 3},
+                {"name": "custom-d", "dataset": dataset},
+            ]
+            slow_id = submit(api, "job_r", *specs).json()["data"]["evaluation_id"]
+            queued_id = submit(api, "job_r", specs[0]).json()["data"]["evaluation_id"]
+            wait_for(api, slow_id, lambda r: int(r["progress"][1]["completed"]) >= 3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    proc, url = serve(tmp_path, key, "--workers", "1")
+    try:
+        with httpx.Client(base_url=url + API, headers=headers, timeout=30) as api:
+            assert api.get(f"/evaluations/{quick_id}").json()["data"] == quick_done
+            done = wait_for(api, slow_id)
+            assert done["status"] == "COMPLETED", done
+            assert [r["score"] for r in done["results"]] == [1.0, 0.5]
+            assert [r["num_samples"] for r in done["results"]] == ["3", "20"]
+            assert wait_for(api, queued_id)["status"] == "COMPLETED"
+            samples = api.get(f"/evaluations/{slow_id}/samples", params={"page_size": 100})
+            assert len(samples.json()["data"]["samples"]) == 23
+            listing = api.get("/evaluations").json()["data"]
+            assert [e["job_id"] for e in listing["evaluations"]] == [queued_id, slow_id, quick_id]
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,95 @@
+"""Fixtures for the plugin's integration tests: a scripted model and datasets on the shared coordinator."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from scaimind_local import LocalCoordinator
+
+# 20 questions, the model gets 19 right (0.95); "qa" is 4 questions with 3 right (0.75)
+BIG_ROWS = [{"prompt": f"q{i}?", "reference": f"a{i}"} for i in range(20)]
+QA_ROWS = [{"prompt": f"p{i}?", "reference": f"r{i}"} for i in range(4)]
+ANSWERS = {**{f"q{i}?": f"a{i}" for i in range(19)}, **{f"p{i}?": f"r{i}" for i in range(3)}}
+
+
+@dataclass
+class GateProject:
+    """A pytester project wired to a live coordinator, a registered job and its scripted model."""
+
+    pytester: pytest.Pytester
+    coordinator: LocalCoordinator
+    job_id: str
+    model_uri: str
+    big: str
+    qa: str
+
+    def args(self, *extra: str) -> list[str]:
+        return [
+            f"--scaimind-job={self.job_id}",
+            f"--scaimind-host={self.coordinator.url}",
+            "--scaimind-poll-interval=0.05",
+            *extra,
+        ]
+
+    def run(self, *extra: str) -> pytest.RunResult:
+        """Run the project's tests in-process against the coordinator."""
+        return self.pytester.runpytest(*self.args(*extra))
+
+    def submissions(self, job_id: str | None = None) -> int:
+        """How many evaluations the coordinator holds for the job (counted in its SQLite file)."""
+        with sqlite3.connect(self.coordinator.db_path) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM evaluations WHERE job_id = ?", (job_id or self.job_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def evaluation_ids(self) -> list[str]:
+        with sqlite3.connect(self.coordinator.db_path) as conn:
+            rows = conn.execute("SELECT id FROM evaluations WHERE job_id = ? ORDER BY seq", (self.job_id,))
+            return [r[0] for r in rows]
+
+    def model(self, path: str, **options: Any) -> str:
+        """Another scripted model on the drive (e.g. a slow or failing one)."""
+        from scaimind_local.testing import write_model
+
+        return write_model(self.coordinator.drive_root, path, options={"answers": ANSWERS, **options})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _import_once() -> None:
+    """Import the client stack in the outer process: pytester's in-process runs drop modules first
+    imported inside them, and a re-imported httpx would not recognise the old one's objects."""
+    import scaimind_nb
+    from pytest_scaimind import _evaluations, _session  # noqa: F401
+
+    for name in ("Client", "find_evaluation", "Benchmark", "Evaluation", "Status", "NotFoundError"):
+        getattr(scaimind_nb, name)
+
+
+@pytest.fixture
+def gate_project(
+    pytester: pytest.Pytester,
+    coordinator: LocalCoordinator,
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    scaimind_api_key: str,
+) -> GateProject:
+    """A fresh job (own model and datasets) on the session coordinator, key in the environment."""
+    from scaimind_local.testing import write_custom_dataset, write_model
+
+    monkeypatch.setenv("SCAIGRID_API_KEY", scaimind_api_key)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    for name in ("SCAIGRID_HOST", "SCAIMIND_JOB", "SCAIMIND_MODEL_URI", "SCAIMIND_REPORT", "SCAIMIND_BASELINE"):
+        monkeypatch.delenv(name, raising=False)
+    drive = coordinator.drive_root
+    model_uri = write_model(drive, f"org/models/gate-{unique}", options={"answers": ANSWERS})
+    big = write_custom_dataset(drive, f"org/eval/big-{unique}.jsonl", BIG_ROWS)
+    qa = write_custom_dataset(drive, f"org/eval/qa-{unique}.jsonl", QA_ROWS)
+    job_id = f"job_gate_{unique}"
+    coordinator.register_job(job_id, model_uri)
+    return GateProject(pytester, coordinator, job_id, model_uri, big, qa)

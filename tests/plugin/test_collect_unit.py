@@ -1,0 +1,105 @@
+"""Collection-time discovery of gates from the AST of collected tests and from markers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_scaimind._collect import Scanner
+from pytest_scaimind._evaluations import plan_batches, request_key
+from pytest_scaimind._gates import label, make_gate
+
+SOURCE = '''
+import pytest
+import pytest_scaimind
+from pytest_scaimind import assert_benchmark
+
+BENCH = "hellaswag"
+
+def test_literal():
+    assert_benchmark("mmlu", min_score=0.6, num_samples=100)
+    assert_benchmark("custom-qa", dataset="scaidrive://o/eval/qa.jsonl", parameters={"temperature": "0.0"})
+
+@pytest.mark.parametrize("name", ["arc", "gsm8k"])
+def test_param(name):
+    assert_benchmark(name, min_score=0.1)
+
+def test_constant():
+    pytest_scaimind.assert_benchmark(BENCH)
+
+def test_dynamic():
+    for name in ["x", "y"]:
+        assert_benchmark(name)
+
+@pytest.mark.scaimind("winogrande", num_samples=5)
+def test_marked():
+    assert_benchmark(pick())
+
+class TestGroup:
+    def test_method(self):
+        assert_benchmark("mmlu", min_score=0.7, num_samples=100)
+
+def test_plain():
+    assert 1 + 1 == 2
+
+def pick():
+    return "winogrande"
+'''
+
+
+def _scan(pytester: pytest.Pytester) -> dict[str, tuple[list[str], bool]]:
+    items = pytester.getitems(SOURCE)
+    scanner = Scanner()
+    found = {}
+    for item in items:
+        result = scanner.scan(item)
+        if result is not None:
+            found[item.name] = ([label(g.spec) for g in result.gates], result.dynamic)
+    return found
+
+
+def test_scanner_reads_literals_params_constants_markers_and_methods(pytester):
+    found = _scan(pytester)
+    assert found["test_literal"] == (
+        ["mmlu[n=100]", "custom-qa@scaidrive://o/eval/qa.jsonl{temperature=0.0}"],
+        False,
+    )
+    assert found["test_param[arc]"] == (["arc"], False)
+    assert found["test_param[gsm8k]"] == (["gsm8k"], False)
+    assert found["test_constant"] == (["hellaswag"], False)
+    assert found["test_dynamic"] == ([], True)
+    assert found["test_marked"] == (["winogrande[n=5]"], True)
+    assert found["test_method"] == (["mmlu[n=100]"], False)
+    assert "test_plain" not in found
+
+
+def test_scanner_rejects_bad_literal_arguments(pytester):
+    items = pytester.getitems(
+        "from pytest_scaimind import assert_benchmark\n"
+        "def test_bad():\n    assert_benchmark('custom-x', min_score=0.5)\n"
+    )
+    with pytest.raises(ValueError, match="needs a dataset"):
+        Scanner().scan(items[0])
+
+
+def test_identical_specs_share_and_same_names_split():
+    a = make_gate("mmlu", num_samples=10).spec
+    b = make_gate("mmlu", num_samples=10).spec
+    c = make_gate("mmlu", num_samples=20).spec
+    d = make_gate("arc").spec
+    batches = plan_batches([a, d, b, c])
+    assert [[label(s) for s in batch.specs] for batch in batches] == [["mmlu[n=10]", "arc"], ["mmlu[n=20]"]]
+
+
+def test_request_key_covers_the_spec_but_not_its_order():
+    base = {"job_id": "j", "model_uri": "m", "checkpoint_id": "", "benchmarks": [{"name": "a"}, {"name": "b"}]}
+    same = {**base, "benchmarks": [{"name": "b"}, {"name": "a"}]}
+    assert request_key("h", base) == request_key("h", same)
+    for change in (
+        {"checkpoint_id": "ckpt-1"},
+        {"model_uri": "m2"},
+        {"job_id": "j2"},
+        {"benchmarks": [{"name": "a", "num_samples": 5}, {"name": "b"}]},
+        {"benchmarks": [{"name": "a", "parameters": {"t": "1"}}, {"name": "b"}]},
+    ):
+        assert request_key("h", base) != request_key("h", {**base, **change}), change
+    assert request_key("h", base) != request_key("h2", base)

@@ -1,0 +1,67 @@
+"""xdist and the embedded coordinator: still one submission, one summary, one report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.mark.slow
+def test_xdist_two_workers_submit_once_and_report_once(gate_project):
+    pytester = gate_project.pytester
+    tests = "\n".join(
+        f'''
+def test_gate_{i}():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.{5 + i})
+
+def test_plain_{i}():
+    pass
+'''
+        for i in range(4)
+    )
+    pytester.makepyfile(test_many="from pytest_scaimind import assert_benchmark\n" + tests)
+    result = pytester.runpytest_subprocess(*gate_project.args("-n", "2", "--scaimind-report=release.json"))
+    result.assert_outcomes(passed=8)
+    assert gate_project.submissions() == 1
+    out = result.stdout.str()
+    assert out.count("scaimind quality gates") == 1
+    assert sum("::test_gate_" in line and "PASS" in line for line in result.outlines) == 4
+    data = json.loads((pytester.path / "release.json").read_text())
+    assert len(data["gates"]) == 4 and data["passed"] == 4
+
+
+def test_host_local_starts_the_embedded_coordinator(pytester, monkeypatch):
+    from scaimind_local.testing import write_custom_dataset, write_model
+
+    monkeypatch.delenv("SCAIGRID_HOST", raising=False)
+    monkeypatch.delenv("SCAIGRID_API_KEY", raising=False)
+    drive = pytester.path / "drive"
+    model = write_model(drive, "acme/models/m", options={"answers": {"1+1=": "2"}})
+    dataset = write_custom_dataset(drive, "acme/eval/add.jsonl", [{"prompt": "1+1=", "reference": "2"}])
+    pytester.makeini(
+        f"""
+[pytest]
+scaimind_host = local
+scaimind_local_drive = {drive}
+scaimind_local_db = {pytester.path / "local.sqlite"}
+scaimind_model_uri = {model}
+scaimind_poll_interval = 0.05
+"""
+    )
+    pytester.makepyfile(
+        test_local=f'''
+from pytest_scaimind import assert_benchmark
+
+def test_add():
+    assert_benchmark("custom-add", dataset="{dataset}", min_score=1.0)
+'''
+    )
+    first = pytester.runpytest("--scaimind-job=job_local")
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*job job_local, model scaidrive://acme/models/m, evaluation eval_*"])
+    pytester.runpytest("--scaimind-job=job_local").assert_outcomes(passed=1)
+    import sqlite3
+
+    with sqlite3.connect(pytester.path / "local.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 1

@@ -1,0 +1,174 @@
+"""One evaluation per session, reuse, resume, pass/fail/error verdicts, against a live coordinator."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _suite(project, extra: str = "") -> None:
+    project.pytester.makepyfile(
+        test_release=f'''
+import pytest
+from pytest_scaimind import assert_benchmark
+
+BIG = "{project.big}"
+QA = "{project.qa}"
+
+def test_big_passes():
+    result = assert_benchmark("custom-big", dataset=BIG, min_score=0.9)
+    assert result.num_samples == 20
+
+def test_qa_fails():
+    assert_benchmark("custom-qa", dataset=QA, min_score=0.8)
+
+def test_qa_shared_spec_passes():
+    assert_benchmark("custom-qa", dataset=QA, min_score=0.7)
+
+@pytest.mark.parametrize("floor", [0.5, 0.6])
+def test_parametrized(floor):
+    assert_benchmark("custom-big", dataset=BIG, min_score=floor)
+
+def test_not_a_gate():
+    assert 1 + 1 == 2
+{extra}
+'''
+    )
+
+
+def test_one_submission_for_the_session_and_none_on_rerun(gate_project):
+    _suite(gate_project)
+    first = gate_project.run()
+    first.assert_outcomes(passed=5, failed=1)
+    assert gate_project.submissions() == 1
+    [evaluation_id] = gate_project.evaluation_ids()
+    line = next(ln for ln in first.outlines if "custom-qa" in ln and "< 0.8000" in ln)
+    for part in ("score 0.7500", "min_score 0.8", "delta -0.0500", "n=4", evaluation_id):
+        assert part in line
+    second = gate_project.run()
+    second.assert_outcomes(passed=5, failed=1)
+    assert gate_project.submissions() == 1
+
+
+def test_reuse_from_the_listing_when_the_cache_is_gone(gate_project):
+    _suite(gate_project)
+    gate_project.run().assert_outcomes(passed=5, failed=1)
+    gate_project.run("--cache-clear").assert_outcomes(passed=5, failed=1)
+    assert gate_project.submissions() == 1
+    gate_project.run("--scaimind-reuse=never").assert_outcomes(passed=5, failed=1)
+    assert gate_project.submissions() == 2
+
+
+def test_reuse_only_errors_when_nothing_matches(gate_project):
+    _suite(gate_project)
+    result = gate_project.run("--scaimind-reuse=only")
+    result.assert_outcomes(passed=1, errors=5)
+    result.stdout.fnmatch_lines(["*--scaimind-reuse=only: no COMPLETED or running evaluation of job*"])
+    assert gate_project.submissions() == 0
+
+
+def test_timeout_errors_in_setup_and_a_rerun_resumes_the_same_evaluation(gate_project, unique):
+    slow = gate_project.model(f"org/models/slow-{unique}", delay=0.1)
+    gate_project.coordinator.register_job(gate_project.job_id, slow)
+    _suite(gate_project)
+    interrupted = gate_project.run("--scaimind-timeout=0.3")
+    interrupted.assert_outcomes(passed=1, errors=5)
+    [evaluation_id] = gate_project.evaluation_ids()
+    interrupted.stdout.fnmatch_lines([f"*evaluation {evaluation_id} still * after --scaimind-timeout=0.3s*"])
+    resumed = gate_project.run("--scaimind-timeout=60")
+    resumed.assert_outcomes(passed=5, failed=1)
+    assert gate_project.evaluation_ids() == [evaluation_id]
+
+
+def test_failed_evaluation_is_an_error_with_the_reason(gate_project, unique):
+    broken = gate_project.model(f"org/models/broken-{unique}", fail="GPU fell off the bus")
+    gate_project.coordinator.register_job(gate_project.job_id, broken)
+    _suite(gate_project)
+    result = gate_project.run()
+    result.assert_outcomes(passed=1, errors=5)
+    [evaluation_id] = gate_project.evaluation_ids()
+    result.stdout.fnmatch_lines([f"*evaluation {evaluation_id} ended FAILED*GPU fell off the bus*"])
+    # a FAILED evaluation is never reused: the next run submits a fresh one
+    gate_project.run()
+    assert gate_project.submissions() == 2
+
+
+def test_unreachable_coordinator_is_an_error_not_a_failure(gate_project):
+    _suite(gate_project)
+    result = gate_project.pytester.runpytest(
+        f"--scaimind-job={gate_project.job_id}",
+        f"--scaimind-model-uri={gate_project.model_uri}",
+        "--scaimind-host=http://127.0.0.1:9",
+    )
+    result.assert_outcomes(passed=1, errors=5)
+    result.stdout.fnmatch_lines(["*cannot reach the coordinator at http://127.0.0.1:9*"])
+
+
+def test_without_job_gates_skip_with_a_reason_naming_the_option(gate_project):
+    _suite(gate_project)
+    result = gate_project.pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=5)
+    result.stdout.fnmatch_lines(["*pass --scaimind-job JOB_ID*"])
+    assert "scaimind quality gates" not in result.stdout.str()
+    assert gate_project.submissions() == 0
+
+
+def test_model_uri_comes_from_the_job_or_is_a_usage_error(gate_project, unique):
+    _suite(gate_project)
+    result = gate_project.pytester.runpytest(*gate_project.args(f"--scaimind-job=job_missing_{unique}")[1:])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*job_missing_*--scaimind-model-uri=URI*"])
+
+
+def test_checkpoint_is_part_of_the_request_and_of_reuse(gate_project):
+    _suite(gate_project)
+    gate_project.run().assert_outcomes(passed=5, failed=1)
+    gate_project.run("--scaimind-checkpoint=ckpt-500").assert_outcomes(passed=5, failed=1)
+    assert gate_project.submissions() == 2
+    import sqlite3
+
+    with sqlite3.connect(gate_project.coordinator.db_path) as conn:
+        checkpoints = {r[0] for r in conn.execute("SELECT checkpoint_id FROM evaluations WHERE job_id = ?", (gate_project.job_id,))}
+    assert checkpoints == {"", "ckpt-500"}
+
+
+def test_dynamic_and_marked_gates_and_same_name_specs(gate_project):
+    gate_project.pytester.makepyfile(
+        test_dynamic=f'''
+import pytest
+from pytest_scaimind import assert_benchmark
+
+SPECS = {{"big": "{gate_project.big}"}}
+
+@pytest.mark.scaimind("custom-big", dataset=SPECS["big"], num_samples=10)
+def test_marked():
+    assert_benchmark("custom-big", dataset=SPECS["big"], num_samples=10, min_score=0.9)
+
+def test_runtime_only():
+    name = "custom-" + "qa"
+    assert_benchmark(name, dataset="{gate_project.qa}", min_score=0.7)
+
+def test_same_name_other_spec():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
+'''
+    )
+    result = gate_project.run()
+    result.assert_outcomes(passed=3)
+    # marked n=10 and full spec share a name: two batched evaluations; the runtime-only spec a third
+    assert gate_project.submissions() == 3
+    gate_project.run().assert_outcomes(passed=3)
+    assert gate_project.submissions() == 3
+
+
+def test_bad_literal_arguments_are_a_usage_error_before_any_request(gate_project):
+    gate_project.pytester.makepyfile(
+        test_bad='''
+from pytest_scaimind import assert_benchmark
+
+def test_custom_without_dataset():
+    assert_benchmark("custom-acme", min_score=0.5)
+'''
+    )
+    result = gate_project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_bad.py::test_custom_without_dataset*needs a dataset*"])
+    assert gate_project.submissions() == 0
