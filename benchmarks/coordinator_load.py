@@ -84,35 +84,57 @@ def fill(db: Path, n: int) -> list[str]:
 
 
 def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """Run a server command and wait until its TCP port accepts connections."""
+    import socket
+
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = proc.stdout.readline().split()[2]
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(100):
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     return proc, url
 
 
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One keep-alive HTTP/1.1 GET on a raw stream (a light client, so the server is measured)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return int(head.split(b" ", 2)[1])
+
+
 async def load(url: str, key: str, ids: list[str], clients: int, seconds: float) -> list[float]:
-    import httpx
-
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
-        for _ in range(20):  # wait until it answers
-            try:
-                (await http.get(f"/v1/modules/scaimind/evaluations/{ids[0]}")).raise_for_status()
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.2)
-        deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds
 
-        async def client(rng: random.Random) -> None:
+    async def client(rng: random.Random) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
             while time.perf_counter() < deadline:
+                path = f"/v1/modules/scaimind/evaluations/{rng.choice(ids)}"
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
+                ).encode()
                 t0 = time.perf_counter()
-                resp = await http.get(f"/v1/modules/scaimind/evaluations/{rng.choice(ids)}")
+                status = await _get(reader, writer, request)
                 latencies.append(time.perf_counter() - t0)
-                resp.raise_for_status()
+                if status != 200:
+                    raise RuntimeError(f"GET {path} answered {status}")
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(client(random.Random(i)) for i in range(clients)))
+    await asyncio.gather(*(client(random.Random(i)) for i in range(clients)))
     return latencies
 
 

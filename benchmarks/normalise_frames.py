@@ -37,7 +37,9 @@ def make_payloads(n: int, seed: int = 0) -> list[dict]:
                     "model_uri": f"scaidrive://org/models/m{i // 10}",
                     "checkpoint_id": f"step-{i % 10}",
                     "status": "COMPLETED",
-                    "benchmarks": [{"name": r["benchmark"], "num_samples": r["num_samples"]} for r in results],
+                    "benchmarks": [
+                        {"name": r["benchmark"], "num_samples": r["num_samples"]} for r in results
+                    ],
                     "results": results,
                     "created_at": "2026-11-26T10:00:00.123Z",
                     "updated_at": "2026-11-26T10:05:00Z",
@@ -69,11 +71,17 @@ def main() -> None:
     t_ours = time.perf_counter() - t0
 
     print(f"records: {n:,} (3 benchmarks x 3 metrics each)")
-    print(f"pandas.json_normalize : {n / t_base:12,.0f} records/s  ({t_base:.2f} s, {len(base):,} rows, flat only)")
-    print(f"scaimind_nb           : {n / t_ours:12,.0f} records/s  ({t_ours:.2f} s, {len(df):,} rows; "
-          f"parse {t_parse:.2f} s + frame {t_ours - t_parse:.2f} s)")
+    print(
+        f"pandas.json_normalize : {n / t_base:12,.0f} records/s  ({t_base:.2f} s, {len(base):,} rows, flat only)"
+    )
+    print(
+        f"scaimind_nb           : {n / t_ours:12,.0f} records/s  ({t_ours:.2f} s, {len(df):,} rows; "
+        f"parse {t_parse:.2f} s + frame {t_ours - t_parse:.2f} s)"
+    )
     ratio = t_base / t_ours
-    print(f"ratio (ours/baseline rate): {ratio:.2f}  goal >= 0.50  {'OK' if ratio >= 0.5 else 'BELOW GOAL'}")
+    print(
+        f"ratio (ours/baseline rate): {ratio:.2f}  goal >= 0.50  {'OK' if ratio >= 0.5 else 'BELOW GOAL'}"
+    )
 
 
 if __name__ == "__main__":

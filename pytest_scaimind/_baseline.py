@@ -40,14 +40,22 @@ class Baseline:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise BaselineError(f"cannot read baseline {file}: {exc}; fix the JSON or delete the file and re-bless") from None
+            raise BaselineError(
+                f"cannot read baseline {file}: {exc}; fix the JSON or delete the file and re-bless"
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("benchmarks", {}), dict):
-            raise BaselineError(f"baseline {file} must be an object with a 'benchmarks' object (see README, baseline format)")
+            raise BaselineError(
+                f"baseline {file} must be an object with a 'benchmarks' object (see README, baseline format)"
+            )
         default = data.get("default")
         if default is not None and not is_live(default):
-            raise BaselineError(f"baseline {file}: 'default' must be {{\"job_id\": …}} or {{\"evaluation_id\": …}}")
+            raise BaselineError(
+                f'baseline {file}: \'default\' must be {{"job_id": …}} or {{"evaluation_id": …}}'
+            )
         for label, entry in data.get("benchmarks", {}).items():
-            if not isinstance(entry, dict) or not (is_live(entry) or isinstance(entry.get("metrics"), dict)):
+            if not isinstance(entry, dict) or not (
+                is_live(entry) or isinstance(entry.get("metrics"), dict)
+            ):
                 raise BaselineError(
                     f"baseline {file}: entry {label!r} needs 'metrics' or a live 'job_id'/'evaluation_id'"
                 )
@@ -73,7 +81,10 @@ class Baseline:
                 "spec": record["spec"],
                 "metrics": {
                     name: _figure(value, (record.get("stderr") or {}).get(name))
-                    for name, value in record["metrics"].items()
+                    for name, value in {
+                        **record["metrics"],
+                        record["metric"]: record["score"],
+                    }.items()
                 },
                 "num_samples": record.get("n"),
                 "source": {
@@ -89,7 +100,10 @@ class Baseline:
         """Write the file atomically with sorted keys, so diffs in review stay small."""
         if self.path is None:
             raise BaselineError("--scaimind-update-baseline needs --scaimind-baseline=PATH")
-        data: dict[str, Any] = {"format": FORMAT, "benchmarks": dict(sorted(self.benchmarks.items()))}
+        data: dict[str, Any] = {
+            "format": FORMAT,
+            "benchmarks": dict(sorted(self.benchmarks.items())),
+        }
         if self.default is not None:
             data["default"] = self.default
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,4 +129,8 @@ def _figure(value: float, stderr: float | None) -> dict[str, float]:
 
 def is_live(entry: Any) -> bool:
     """Whether an entry names a job or evaluation to compare against live."""
-    return isinstance(entry, dict) and ("job_id" in entry or "evaluation_id" in entry) and "metrics" not in entry
+    return (
+        isinstance(entry, dict)
+        and ("job_id" in entry or "evaluation_id" in entry)
+        and "metrics" not in entry
+    )

@@ -34,13 +34,14 @@ class Scanner:
         for marker in item.iter_markers("scaimind"):
             found.gates.append(make_gate(*marker.args, **marker.kwargs))
         func = self._function(item)
-        calls = [] if func is None else [n for n in ast.walk(func) if _is_gate_call(n)]
-        for call in calls:
-            gate = self._literal_gate(call, item, _local_names(func))
-            if gate is None:
-                found.dynamic = True
-            else:
-                found.gates.append(gate)
+        if func is not None:
+            local = _local_names(func)
+            for call in (n for n in ast.walk(func) if isinstance(n, ast.Call) and _is_gate_call(n)):
+                gate = self._literal_gate(call, item, local)
+                if gate is None:
+                    found.dynamic = True
+                else:
+                    found.gates.append(gate)
         return found if found.gates or found.dynamic else None
 
     def _function(self, item: pytest.Item) -> ast.AST | None:
@@ -75,9 +76,7 @@ class Scanner:
         return make_gate(name, **kwargs)
 
 
-def _is_gate_call(node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
+def _is_gate_call(node: ast.Call) -> bool:
     func = node.func
     return (isinstance(func, ast.Name) and func.id == "assert_benchmark") or (
         isinstance(func, ast.Attribute) and func.attr == "assert_benchmark"
@@ -86,7 +85,9 @@ def _is_gate_call(node: ast.AST) -> bool:
 
 def _local_names(func: ast.AST) -> set[str]:
     """Names the test binds itself (arguments, assignments, loop targets): not module constants."""
-    names = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    names = {
+        n.id for n in ast.walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    }
     names.update(a.arg for a in ast.walk(func) if isinstance(a, ast.arg))
     return names
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_scaimind._gates import label
 from scaimind_nb import (
     APIConnectionError,
     Benchmark,
@@ -23,14 +24,11 @@ from scaimind_nb import (
     find_evaluation,
 )
 
-from pytest_scaimind._gates import label
-
 if TYPE_CHECKING:
     import pytest
 
-    from scaimind_nb import Client
-
     from pytest_scaimind._options import Options
+    from scaimind_nb import Client
 
 REUSABLE = (Status.COMPLETED, Status.RUNNING, Status.QUEUED, Status.PENDING)
 MAX_LOOKUP_PAGES = 25
@@ -78,7 +76,14 @@ def plan_batches(specs: list[Benchmark]) -> list[Batch]:
 def request_key(host: str, request: dict[str, Any]) -> str:
     """Content address of a request: host, job, model, checkpoint and specs; never timeouts or polling."""
     specs = sorted(Benchmark.coerce(b).key() for b in request["benchmarks"])
-    payload = [KEY_VERSION, host, request["job_id"], request["model_uri"], request.get("checkpoint_id") or "", specs]
+    payload = [
+        KEY_VERSION,
+        host,
+        request["job_id"],
+        request["model_uri"],
+        request.get("checkpoint_id") or "",
+        specs,
+    ]
     return hashlib.sha256(json.dumps(payload, default=list).encode()).hexdigest()[:24]
 
 
@@ -134,7 +139,9 @@ class Evaluations:
                 except ScaimindError as exc:
                     batch.error = self._describe(exc, batch.evaluation_id)
             if batch.evaluation is not None:
-                self.config.hook.pytest_scaimind_evaluation_done(config=self.config, evaluation=batch.evaluation)
+                self.config.hook.pytest_scaimind_evaluation_done(
+                    config=self.config, evaluation=batch.evaluation
+                )
         if batch.error is not None:
             raise InfraError(batch.error)
 
@@ -154,7 +161,9 @@ class Evaluations:
             ) from None
         if evaluation.status is not Status.COMPLETED:
             reason = f": {evaluation.error}" if evaluation.error else ""
-            raise InfraError(f"evaluation {batch.evaluation_id} ended {evaluation.status.value}{reason}")
+            raise InfraError(
+                f"evaluation {batch.evaluation_id} ended {evaluation.status.value}{reason}"
+            )
         return evaluation
 
     def _find_or_submit(self, key: str, request: dict[str, Any]) -> tuple[str, bool]:
@@ -182,7 +191,10 @@ class Evaluations:
         self.submitted += 1
         self._remember(
             cache_key,
-            {"evaluation_id": evaluation.evaluation_id, "submitted_at": datetime.now(UTC).isoformat()},
+            {
+                "evaluation_id": evaluation.evaluation_id,
+                "submitted_at": datetime.now(UTC).isoformat(),
+            },
         )
         return evaluation.evaluation_id, False
 

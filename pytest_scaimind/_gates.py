@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -51,7 +50,9 @@ class Gate:
             if value is not None and value < 0:
                 raise ValueError(f"{option} is an allowed drop and must be >= 0, got {value!r}")
         if self.confidence is not None and not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must lie strictly between 0 and 1, e.g. 0.95, got {self.confidence!r}")
+            raise ValueError(
+                f"confidence must lie strictly between 0 and 1, e.g. 0.95, got {self.confidence!r}"
+            )
 
     @property
     def needs_baseline(self) -> bool:
@@ -108,7 +109,9 @@ def _decisive(p: float, n: int, threshold: float, confidence: float) -> bool:
 def is_proportion(metric: str, value: float) -> bool:
     """A metric that counts successes among samples: value in [0, 1] under a rate-like name."""
     key = "".join(ch for ch in metric.lower() if ch.isalnum())
-    return 0.0 <= value <= 1.0 and (key in _NAMED_PROPORTIONS or key.endswith(("accuracy", "acc", "rate")))
+    return 0.0 <= value <= 1.0 and (
+        key in _NAMED_PROPORTIONS or key.endswith(("accuracy", "acc", "rate"))
+    )
 
 
 def judge(
@@ -126,9 +129,16 @@ def judge(
     """Decide one gate: every set criterion must hold; with `confidence`, judge the interval."""
     name = label(gate.spec)
     where = f"n={n if n is not None else '?'}, evaluation {evaluation_id or '?'}"
-    common: dict[str, Any] = {"metric": metric, "score": score, "n": n, "evaluation_id": evaluation_id}
+    common: dict[str, Any] = {
+        "metric": metric,
+        "score": score,
+        "n": n,
+        "evaluation_id": evaluation_id,
+    }
     if gate.needs_baseline and baseline is None:
-        return Verdict(gate, "fail", f"{name} {metric} {score:.4f}: {baseline_missing}; {where}", **common)
+        return Verdict(
+            gate, "fail", f"{name} {metric} {score:.4f}: {baseline_missing}; {where}", **common
+        )
     if math.isnan(score):
         return Verdict(gate, "fail", f"{name} {metric} is NaN; {where}", **common)
 
@@ -136,22 +146,37 @@ def judge(
     if gate.min_score is not None:
         bounds.append((float(gate.min_score), f"min_score {gate.min_score:g}"))
     if baseline is not None and gate.max_drop is not None:
-        bounds.append((baseline - gate.max_drop, f"baseline {baseline:.4f} - max_drop {gate.max_drop:g}"))
+        bounds.append(
+            (baseline - gate.max_drop, f"baseline {baseline:.4f} - max_drop {gate.max_drop:g}")
+        )
     if baseline is not None and gate.max_rel_drop is not None:
         bounds.append(
-            (baseline * (1 - gate.max_rel_drop), f"baseline {baseline:.4f} x (1 - max_rel_drop {gate.max_rel_drop:g})")
+            (
+                baseline * (1 - gate.max_rel_drop),
+                f"baseline {baseline:.4f} x (1 - max_rel_drop {gate.max_rel_drop:g})",
+            )
         )
-    threshold, why = max(bounds, default=(None, ""), key=lambda b: b[0] if b[0] is not None else -math.inf)
-    delta = score - baseline if baseline is not None else (score - threshold if threshold is not None else None)
+    threshold, why = max(
+        bounds, default=(None, ""), key=lambda b: b[0] if b[0] is not None else -math.inf
+    )
+    delta = (
+        score - baseline
+        if baseline is not None
+        else (score - threshold if threshold is not None else None)
+    )
     common.update(threshold=threshold, baseline=baseline, delta=delta)
     delta_text = f" (delta {delta:+.4f})" if delta is not None else ""
     if threshold is None:
-        return Verdict(gate, "pass", f"{name} {metric} {score:.4f}, no threshold set; {where}", **common)
+        return Verdict(
+            gate, "pass", f"{name} {metric} {score:.4f}, no threshold set; {where}", **common
+        )
 
     if gate.confidence is None:
         ok = score >= threshold - 1e-12
         relation = ">=" if ok else "<"
-        message = f"{name} {metric} {score:.4f} {relation} {threshold:.4f} [{why}]{delta_text}; {where}"
+        message = (
+            f"{name} {metric} {score:.4f} {relation} {threshold:.4f} [{why}]{delta_text}; {where}"
+        )
         return Verdict(gate, "pass" if ok else "fail", message, **common)
 
     interval = _interval(metric, score, n, stderr, gate.confidence)
@@ -164,11 +189,29 @@ def judge(
     low, high = interval
     ci = f"{gate.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
     if low >= threshold:
-        return Verdict(gate, "pass", f"{name} {metric} {score:.4f}, {ci} clears {threshold:.4f} [{why}]{delta_text}; {where}", interval=interval, **common)
+        return Verdict(
+            gate,
+            "pass",
+            f"{name} {metric} {score:.4f}, {ci} clears {threshold:.4f} [{why}]{delta_text}; {where}",
+            interval=interval,
+            **common,
+        )
     if high < threshold:
-        return Verdict(gate, "fail", f"{name} {metric} {score:.4f}, {ci} lies below {threshold:.4f} [{why}]{delta_text}; {where}", interval=interval, **common)
-    needed = samples_needed(score, threshold, gate.confidence) if is_proportion(metric, score) else None
-    need_text = f"need n≈{needed:,} to decide" if needed else "the score sits on the threshold; more samples will not decide it"
+        return Verdict(
+            gate,
+            "fail",
+            f"{name} {metric} {score:.4f}, {ci} lies below {threshold:.4f} [{why}]{delta_text}; {where}",
+            interval=interval,
+            **common,
+        )
+    needed = (
+        samples_needed(score, threshold, gate.confidence) if is_proportion(metric, score) else None
+    )
+    need_text = (
+        f"need n≈{needed:,} to decide"
+        if needed
+        else "the score sits on the threshold; more samples will not decide it"
+    )
     message = (
         f"{name} {metric} {score:.4f} inconclusive: {ci} straddles {threshold:.4f} [{why}]{delta_text}; "
         f"{need_text} (--scaimind-inconclusive={inconclusive}); {where}"

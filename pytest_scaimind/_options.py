@@ -10,20 +10,104 @@ import pytest
 
 # (name, help, env var or None, kind, default); kind: str, float, bool or a choice tuple.
 OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
-    ("job", "ScaiGrid job id whose model the gates score; without it gate tests are skipped", "SCAIMIND_JOB", str, None),
-    ("model_uri", "model URI to evaluate (default: the job's model_uri from the coordinator)", "SCAIMIND_MODEL_URI", str, None),
-    ("checkpoint", "checkpoint id to score instead of the final model", "SCAIMIND_CHECKPOINT", str, ""),
-    ("host", "coordinator URL, or 'local' to start the embedded coordinator for the session", "SCAIGRID_HOST", str, None),
-    ("timeout", "seconds to wait for the evaluation before gate tests error (default 3600)", "SCAIMIND_TIMEOUT", float, 3600.0),
-    ("poll_interval", "seconds between status polls while waiting (default: the client's)", None, float, None),
-    ("reuse", "reuse a matching evaluation: auto (default), never, only", "SCAIMIND_REUSE", ("auto", "never", "only"), "auto"),
-    ("reuse_window", "hours back the reuse lookup searches the coordinator's listing (default 168)", None, float, 168.0),
-    ("baseline", "baseline JSON file for max_drop / max_rel_drop gates", "SCAIMIND_BASELINE", str, None),
-    ("update_baseline", "write this run's results into the baseline file (the bless step)", None, bool, False),
-    ("report", "write a release report: PATH.md (checklist) or PATH.json", "SCAIMIND_REPORT", str, None),
-    ("inconclusive", "verdict for an inconclusive confidence gate: fail (default), pass, skip", "SCAIMIND_INCONCLUSIVE", ("fail", "pass", "skip"), "fail"),
-    ("local_drive", "drive root of the embedded coordinator (--scaimind-host local)", None, str, None),
-    ("local_db", "SQLite file of the embedded coordinator (--scaimind-host local; default a temp file)", None, str, None),
+    (
+        "job",
+        "ScaiGrid job id whose model the gates score; without it gate tests are skipped",
+        "SCAIMIND_JOB",
+        str,
+        None,
+    ),
+    (
+        "model_uri",
+        "model URI to evaluate (default: the job's model_uri from the coordinator)",
+        "SCAIMIND_MODEL_URI",
+        str,
+        None,
+    ),
+    (
+        "checkpoint",
+        "checkpoint id to score instead of the final model",
+        "SCAIMIND_CHECKPOINT",
+        str,
+        "",
+    ),
+    (
+        "host",
+        "coordinator URL, or 'local' to start the embedded coordinator for the session",
+        "SCAIGRID_HOST",
+        str,
+        None,
+    ),
+    (
+        "timeout",
+        "seconds to wait for the evaluation before gate tests error (default 3600)",
+        "SCAIMIND_TIMEOUT",
+        float,
+        3600.0,
+    ),
+    (
+        "poll_interval",
+        "seconds between status polls while waiting (default: the client's)",
+        None,
+        float,
+        None,
+    ),
+    (
+        "reuse",
+        "reuse a matching evaluation: auto (default), never, only",
+        "SCAIMIND_REUSE",
+        ("auto", "never", "only"),
+        "auto",
+    ),
+    (
+        "reuse_window",
+        "hours back the reuse lookup searches the coordinator's listing (default 168)",
+        None,
+        float,
+        168.0,
+    ),
+    (
+        "baseline",
+        "baseline JSON file for max_drop / max_rel_drop gates",
+        "SCAIMIND_BASELINE",
+        str,
+        None,
+    ),
+    (
+        "update_baseline",
+        "write this run's results into the baseline file (the bless step)",
+        None,
+        bool,
+        False,
+    ),
+    (
+        "report",
+        "write a release report: PATH.md (checklist) or PATH.json",
+        "SCAIMIND_REPORT",
+        str,
+        None,
+    ),
+    (
+        "inconclusive",
+        "verdict for an inconclusive confidence gate: fail (default), pass, skip",
+        "SCAIMIND_INCONCLUSIVE",
+        ("fail", "pass", "skip"),
+        "fail",
+    ),
+    (
+        "local_drive",
+        "drive root of the embedded coordinator (--scaimind-host local)",
+        None,
+        str,
+        None,
+    ),
+    (
+        "local_db",
+        "SQLite file of the embedded coordinator (--scaimind-host local; default a temp file)",
+        None,
+        str,
+        None,
+    ),
 ]
 
 
@@ -38,7 +122,9 @@ def addoption(parser: pytest.Parser) -> None:
             parser.addini(f"scaimind_{name}", help_text, type="bool", default=False)
             continue
         choices = kind if isinstance(kind, tuple) else None
-        group.addoption(flag, default=None, choices=choices, metavar=name.upper(), help=help_text + env_note)
+        group.addoption(
+            flag, default=None, choices=choices, metavar=name.upper(), help=help_text + env_note
+        )
         parser.addini(f"scaimind_{name}", help_text + env_note, default="")
 
 
@@ -90,7 +176,9 @@ def _convert(name: str, raw: Any, kind: Any, default: Any) -> Any:
         try:
             value = float(raw)
         except ValueError:
-            raise pytest.UsageError(f"{flag} must be a number of {'hours' if name == 'reuse_window' else 'seconds'}, got {raw!r}") from None
+            raise pytest.UsageError(
+                f"{flag} must be a number of {'hours' if name == 'reuse_window' else 'seconds'}, got {raw!r}"
+            ) from None
         if value <= 0:
             raise pytest.UsageError(f"{flag} must be positive, got {raw!r}")
         return value

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 PROPERTY = "scaimind_gate"
-_FLAT = ("benchmark", "metric", "score", "threshold", "baseline", "delta", "n", "ci_low", "ci_high", "verdict", "evaluation_id")
-_COLUMNS = ("test", "benchmark", "metric", "score", "threshold", "baseline", "delta", "n", "verdict")
+_FLAT = (
+    "benchmark",
+    "metric",
+    "score",
+    "threshold",
+    "baseline",
+    "delta",
+    "n",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "evaluation_id",
+)
+_COLUMNS = (
+    "test",
+    "benchmark",
+    "metric",
+    "score",
+    "threshold",
+    "baseline",
+    "delta",
+    "n",
+    "verdict",
+)
 _MARK = {"pass": "x", "fail": " ", "inconclusive": " ", "error": " "}
 
 
@@ -47,13 +70,18 @@ def _fmt(value: Any, signed: bool = False) -> str:
     return str(value)
 
 
-def _row(record: dict[str, Any]) -> list[str]:
+def _short(benchmark: str) -> str:
+    """A spec label with its dataset cut to the file name, so CI log rows stay narrow."""
+    return re.sub(r"@[^\[{]*/", "@", benchmark)
+
+
+def _row(record: dict[str, Any], short: bool = False) -> list[str]:
     verdict = record["verdict"].upper()
     if record.get("action") and record["action"] not in ("pass", "fail", "error"):
         verdict += f" ({record['action']})"
     return [
         record["test"],
-        record["benchmark"],
+        _short(record["benchmark"]) if short else record["benchmark"],
         record.get("metric") or "-",
         _fmt(record.get("score")),
         _fmt(record.get("threshold")),
@@ -66,9 +94,12 @@ def _row(record: dict[str, Any]) -> list[str]:
 
 def table(records: list[dict[str, Any]]) -> list[str]:
     """Plain fixed-width rows (one per gate) that read well in a CI log."""
-    rows = [list(_COLUMNS), *(_row(r) for r in records)]
+    rows = [list(_COLUMNS), *(_row(r, short=True) for r in records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def markdown(records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
@@ -86,9 +117,13 @@ def markdown(records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     ]
     for record in records:
         mark = _MARK.get(record["verdict"], " ")
-        lines.append(f"- [{mark}] **{record['benchmark']}** {record.get('metric') or ''}: {record['message']}")
+        lines.append(
+            f"- [{mark}] **{record['benchmark']}** {record.get('metric') or ''}: {record['message']}"
+        )
     lines += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _row(r)) + " |" for r in records]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in _row(r)) + " |" for r in records
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -99,5 +134,7 @@ def write(path: str | Path, records: list[dict[str, Any]], facts: dict[str, Any]
     if target.suffix.lower() in (".md", ".markdown"):
         target.write_text(markdown(records, facts), encoding="utf-8")
     else:
-        target.write_text(json.dumps({**facts, "gates": records}, indent=2) + "\n", encoding="utf-8")
+        target.write_text(
+            json.dumps({**facts, "gates": records}, indent=2) + "\n", encoding="utf-8"
+        )
     return target

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,9 @@ from pytest_scaimind._collect import ItemGates, Scanner
 from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
 
 if TYPE_CHECKING:
-    from scaimind_nb import BenchmarkResult, Client
-
     from pytest_scaimind._evaluations import Batch, Evaluations
     from pytest_scaimind._options import Options
+    from scaimind_nb import BenchmarkResult, Client
 
 
 class ScaimindSession:
@@ -29,10 +29,18 @@ class ScaimindSession:
         self.config = config
         self.options = options
         self.is_worker = hasattr(config, "workerinput")
-        if options.report and Path(options.report).suffix.lower() not in (".md", ".markdown", ".json"):
-            raise pytest.UsageError(f"--scaimind-report must end in .md or .json, got {options.report!r}")
+        if options.report and Path(options.report).suffix.lower() not in (
+            ".md",
+            ".markdown",
+            ".json",
+        ):
+            raise pytest.UsageError(
+                f"--scaimind-report must end in .md or .json, got {options.report!r}"
+            )
         if options.update_baseline and not options.baseline:
-            raise pytest.UsageError("--scaimind-update-baseline needs --scaimind-baseline=PATH to write to")
+            raise pytest.UsageError(
+                "--scaimind-update-baseline needs --scaimind-baseline=PATH to write to"
+            )
         try:
             self.baseline = Baseline.load(options.baseline)
         except BaselineError as exc:
@@ -45,7 +53,7 @@ class ScaimindSession:
         self._local: Any = None
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
-        self._live: dict[str, Any] = {}
+        self._live: dict[Any, Any] = {}
 
     # -- the coordinator -------------------------------------------------------------------
 
@@ -55,7 +63,9 @@ class ScaimindSession:
         local = self._local_endpoint()
         if local is not None:
             return f"local {local[0]}"
-        return (self.options.host or os.environ.get("SCAIGRID_HOST") or "(SCAIGRID_HOST unset)").rstrip("/")
+        return (
+            self.options.host or os.environ.get("SCAIGRID_HOST") or "(SCAIGRID_HOST unset)"
+        ).rstrip("/")
 
     def _local_endpoint(self) -> tuple[str, str] | None:
         if self.options.host != "local":
@@ -79,7 +89,11 @@ class ScaimindSession:
 
     def _local_dir(self) -> Path:
         cache = getattr(self.config, "cache", None)
-        return Path(cache.mkdir("scaimind-local") if cache is not None else tempfile.mkdtemp(prefix="scaimind-local-"))
+        return Path(
+            cache.mkdir("scaimind-local")
+            if cache is not None
+            else tempfile.mkdtemp(prefix="scaimind-local-")
+        )
 
     @property
     def client(self) -> Client:
@@ -130,7 +144,9 @@ class ScaimindSession:
             raise pytest.UsageError("invalid benchmark gate arguments:\n  " + "\n  ".join(problems))
         from pytest_scaimind._evaluations import plan_batches
 
-        self.batches = plan_batches([g.spec for found in self.item_gates.values() for g in found.gates])
+        self.batches = plan_batches(
+            [g.spec for found in self.item_gates.values() for g in found.gates]
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -187,7 +203,9 @@ class ScaimindSession:
             terminalreporter.write_line(line)
         facts = self._facts()
         evals = ", ".join(facts["evaluation_ids"]) or "-"
-        terminalreporter.write_line(f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals}")
+        terminalreporter.write_line(
+            f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals}"
+        )
         if self.options.update_baseline:
             terminalreporter.write_line(f"baseline updated: {self.options.baseline}")
         if self.options.report:
@@ -206,27 +224,34 @@ class ScaimindSession:
         """Resolve the model once; a missing model is a usage error, an unreachable host an infra one."""
         if self._evaluations is not None or self._prepare_error is not None:
             return self._evaluations
-        from scaimind_nb import APIConnectionError, NotFoundError, ScaimindError
-
         from pytest_scaimind._evaluations import Evaluations
+        from scaimind_nb import APIConnectionError, NotFoundError, ScaimindError
 
         model_uri = self.options.model_uri
         if not model_uri:
             how = "pass --scaimind-model-uri=URI (or set ini scaimind_model_uri / env SCAIMIND_MODEL_URI)"
             try:
-                job = self.client.get_job(self.options.job)
+                job = self.client.get_job(self.options.job or "")
             except NotFoundError:
-                raise pytest.UsageError(f"job {self.options.job} is unknown to {self.host}, so its model is too: {how}") from None
+                raise pytest.UsageError(
+                    f"job {self.options.job} is unknown to {self.host}, so its model is too: {how}"
+                ) from None
             except APIConnectionError as exc:
                 self._prepare_error = f"cannot reach the coordinator at {self.host}: {exc}"
                 return None
             except ScaimindError as exc:
-                self._prepare_error = f"coordinator error at {self.host} reading job {self.options.job}: {exc}"
+                self._prepare_error = (
+                    f"coordinator error at {self.host} reading job {self.options.job}: {exc}"
+                )
                 return None
             model_uri = job.get("model_uri") if isinstance(job, dict) else None
             if not model_uri:
-                raise pytest.UsageError(f"job {self.options.job} on {self.host} has no model_uri: {how}")
-        self._evaluations = Evaluations(self.config, self.options, self.client, self._cache_host(), model_uri)
+                raise pytest.UsageError(
+                    f"job {self.options.job} on {self.host} has no model_uri: {how}"
+                )
+        self._evaluations = Evaluations(
+            self.config, self.options, self.client, self._cache_host(), model_uri
+        )
         return self._evaluations
 
     def _batch_of(self, spec: Any) -> Batch:
@@ -271,20 +296,22 @@ class ScaimindSession:
         if problem is not None:
             if item is not None:
                 self._record(item, gate, Verdict(gate, "error", problem), "error")
-            pytest.fail(f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False)
+            pytest.fail(
+                f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False
+            )
         batch = self._batch_of(gate.spec)
         assert batch.evaluation is not None
         result = batch.evaluation.result(gate.spec.name)
         verdict = self._judge(gate, result, batch.evaluation_id)
-        action = verdict.outcome
-        if verdict.outcome == "inconclusive":
-            action = self.options.inconclusive
+        action = self.options.inconclusive if verdict.outcome == "inconclusive" else verdict.outcome
         if item is not None:
             self._record(item, gate, verdict, action, result)
         if action in ("fail", "error"):
             pytest.fail(verdict.message, pytrace=False)
         if action == "skip":
             pytest.skip(verdict.message)
+        if verdict.outcome == "inconclusive":
+            warnings.warn(InconclusiveGateWarning(verdict.message), stacklevel=2)
         return result
 
     def _judge(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
@@ -292,14 +319,18 @@ class ScaimindSession:
 
         try:
             metric = gate.metric or result.primary_metric
-            hooked = self.config.hook.pytest_scaimind_score(config=self.config, gate=gate, result=result)
+            hooked = self.config.hook.pytest_scaimind_score(
+                config=self.config, gate=gate, result=result
+            )
             score = float(hooked) if hooked is not None else result.value(metric)
         except (ScaimindError, KeyError) as exc:
             return Verdict(gate, "error", f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}")
         n = result.num_samples or gate.spec.num_samples
         baseline, missing = (None, "")
         if gate.needs_baseline:
-            baseline, missing = (score, "") if self.options.update_baseline else self._baseline(gate, metric)
+            baseline, missing = (
+                (score, "") if self.options.update_baseline else self._baseline(gate, metric)
+            )
         return judge(
             gate,
             metric=metric,
@@ -320,7 +351,10 @@ class ScaimindSession:
             return None, self.baseline.missing_hint(name)
         if not is_live(entry):
             value = stored_value(entry, metric)
-            return value, "" if value is not None else f"baseline entry {name!r} has no metric {metric!r}"
+            return (
+                value,
+                "" if value is not None else f"baseline entry {name!r} has no metric {metric!r}",
+            )
         try:
             result = self._live_result(entry, gate)
             return result.value(metric), ""
@@ -352,7 +386,9 @@ class ScaimindSession:
             )
         found = self._live[cache_key]
         if found is None:
-            raise LookupError(f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window")
+            raise LookupError(
+                f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window"
+            )
         return found.result(gate.spec.name)
 
     # -- records ---------------------------------------------------------------------------
@@ -387,7 +423,9 @@ class ScaimindSession:
             "metrics": dict(result.metrics) if result is not None else None,
             "stderr": dict(result.stderr) if result is not None else None,
             "job_id": self.options.job,
-            "model_uri": self._evaluations.model_uri if self._evaluations else self.options.model_uri,
+            "model_uri": self._evaluations.model_uri
+            if self._evaluations
+            else self.options.model_uri,
             "checkpoint_id": self.options.checkpoint,
             "host": self.host,
         }
@@ -404,3 +442,6 @@ class ScaimindSession:
             },
         )
 
+
+class InconclusiveGateWarning(UserWarning):
+    """A confidence gate passed under --scaimind-inconclusive=pass without a decisive interval."""

@@ -14,11 +14,12 @@ from ._benchmarks.base import (
     RunContext,
     RunnerResult,
 )
-from ._coordinator import LocalCoordinator
+from ._coordinator import ApiCallError, LocalCoordinator
 from ._registry import ENTRY_POINT_GROUP, hookimpl
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ApiCallError",
     "BenchmarkCancelled",
     "BenchmarkRunner",
     "BenchmarkSpec",

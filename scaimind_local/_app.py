@@ -257,6 +257,11 @@ async def submit(request: Request) -> JSON:
     return _data(render_evaluation(row))
 
 
+async def evaluations(request: Request) -> JSON:
+    """One route for both methods, so a 405 on it lists both in its Allow header."""
+    return await (submit if request.method == "POST" else list_evaluations)(request)
+
+
 def _evaluation(request: Request) -> dict[str, Any]:
     eval_id = request.path_params["evaluation_id"]
     row = request.app.state.service.store.get_evaluation(eval_id)
@@ -383,8 +388,7 @@ def create_app(service: Service, api_key: str) -> ASGIApp:
             service.stop()
 
     routes = [
-        Route(f"{PREFIX}/evaluations", submit, methods=["POST"]),
-        Route(f"{PREFIX}/evaluations", list_evaluations, methods=["GET"]),
+        Route(f"{PREFIX}/evaluations", evaluations, methods=["GET", "POST"]),
         Route(f"{PREFIX}/evaluations/{{evaluation_id}}", get_evaluation, methods=["GET"]),
         Route(
             f"{PREFIX}/evaluations/{{evaluation_id}}/cancel", cancel_evaluation, methods=["POST"]

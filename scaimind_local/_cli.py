@@ -9,9 +9,7 @@ import os
 import secrets
 import socket
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,28 +48,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _call(method: str, path: str, body: Any = None) -> Any:
+    from ._coordinator import ApiCallError, call
+
     host, key = os.environ.get("SCAIGRID_HOST"), os.environ.get("SCAIGRID_API_KEY")
     if not host or not key:
         raise SystemExit(
             "error: set SCAIGRID_HOST and SCAIGRID_API_KEY (`scaimind-local serve` prints both)"
         )
-    req = urllib.request.Request(
-        host.rstrip("/") + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())["data"]
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise SystemExit(f"error: HTTP {exc.code}: {message}") from None
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"error: cannot reach {host}: {exc.reason}") from None
+        return call(host, key, method, path, body)["data"]
+    except ApiCallError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def _jobs_add(args: argparse.Namespace) -> int:
@@ -151,5 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `scaimind-local` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:  # the demo parses its own options (argparse REMAINDER drops --x)
+        return _demo(argparse.Namespace(rest=argv[1:]))
     args = _parser().parse_args(argv)
     return int(args.func(args))

@@ -8,6 +8,7 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,32 @@ from ._drive import Drive
 from ._registry import Registry
 from ._service import Service
 from ._store import Store
+
+
+class ApiCallError(RuntimeError):
+    """A stdlib call to a coordinator failed: `HTTP 404: job 'x' not found` (never the key)."""
+
+
+def call(host: str, api_key: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """One authenticated JSON request with the stdlib (the CLI and LocalCoordinator use it)."""
+    req = urllib.request.Request(
+        host.rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise ApiCallError(f"HTTP {exc.code}: {message}") from None
+    except urllib.error.URLError as exc:
+        raise ApiCallError(f"cannot reach {host}: {exc.reason}") from None
 
 
 def build_app(
@@ -125,16 +152,8 @@ class LocalCoordinator:
         return {"SCAIGRID_HOST": self.url, "SCAIGRID_API_KEY": self.api_key}
 
     def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """One authenticated JSON call (stdlib only); raises urllib's HTTPError on 4xx/5xx."""
-        req = urllib.request.Request(
-            self.url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            result: dict[str, Any] = json.loads(resp.read())
-        return result
+        """One authenticated JSON call; raises ApiCallError with the server's message."""
+        return call(self.url, self.api_key, method, path, body)
 
     def register_job(
         self, job_id: str, model_uri: str, status: str = "COMPLETED"

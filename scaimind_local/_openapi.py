@@ -183,7 +183,11 @@ _SCHEMAS: dict[str, Any] = {
         {
             "job_id": {"type": "string", "minLength": 1},
             "model_uri": {"type": "string", "minLength": 1},
-            "status": _STATUS,
+            "status": {
+                "type": "string",
+                "enum": [*_STATUS["enum"], *(s.lower() for s in _STATUS["enum"]), None],
+                "nullable": True,
+            },
         },
         ["job_id", "model_uri"],
         extra=False,

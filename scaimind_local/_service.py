@@ -19,6 +19,12 @@ log = logging.getLogger("scaimind_local")
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one evaluation (<= 5/s)
 
 
+class _ServerStopping(BaseException):
+    """Raised at a sample boundary on shutdown; the evaluation stays RUNNING, requeued at start."""
+
+    # a BaseException so that a runner's `except Exception` does not swallow it
+
+
 class Service:
     """Store + drive + runner registry + the worker threads that drain the queue."""
 
@@ -52,10 +58,15 @@ class Service:
             evaluation_id=evaluation_id,
             resolve_path=self.drive.resolve,
             report_progress=progress or (lambda done, total: None),
-            is_cancelled=lambda: self.store.cancel_requested(evaluation_id),
+            is_cancelled=lambda: self._cancelled(evaluation_id),
             settings=self.settings,
             workers=int(self.settings.get("sandbox_workers") or 2),
         )
+
+    def _cancelled(self, evaluation_id: str) -> bool:
+        if self._stopping.is_set():
+            raise _ServerStopping(evaluation_id)
+        return self.store.cancel_requested(evaluation_id)
 
     def validate(self, model_uri: str, specs: list[BenchmarkSpec]) -> None:
         """Raise InvalidBenchmark (-> 400) for a model or spec this server cannot run."""
@@ -142,6 +153,9 @@ class Service:
                     }
                 )
                 self.store.add_result(eval_id, results, progress, index, spec.name, out.samples)
+        except _ServerStopping:
+            log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
+            return
         except BenchmarkCancelled:
             self.store.finish(
                 eval_id, "CANCELLED", {"code": "CANCELLED", "message": "cancelled by request"}

@@ -67,8 +67,11 @@ class Store:
         self._local = threading.local()
         self._clock_lock = threading.Lock()
         self._last_ts = datetime.min.replace(tzinfo=UTC)
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        last = conn.execute("SELECT MAX(updated_at) FROM evaluations").fetchone()[0]
+        if last:  # keep timestamps increasing across restarts, even if the clock stepped back
+            self._last_ts = datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

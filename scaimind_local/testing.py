@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._backends import MANIFEST
-from ._backends.python import cut_at_stop
+from ._benchmarks._shared import cut_at_stop
 
 
 class ScriptedModel:
@@ -40,7 +40,7 @@ class ScriptedModel:
             time.sleep(self.delay)
         if self.fail:
             raise RuntimeError(str(self.fail))
-        return [cut_at_stop(self.answers.get(p, self.default), stop) for p in prompts]
+        return [cut_at_stop(self.answers.get(p, self.default), stop or ()) for p in prompts]
 
 
 class ScriptedScorer(ScriptedModel):

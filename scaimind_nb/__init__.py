@@ -28,6 +28,9 @@ _EXPORTS = {
     "compare": "._frames",
     "evaluate": "._evaluate",
     "EvaluationRun": "._evaluate",
+    "styled": "._views",
+    "pass_fail": "._views",
+    "plot_compare": "._plot",
     "load_ipython_extension": "._magics",
     "unload_ipython_extension": "._magics",
     "ScaimindError": "._errors",
@@ -83,7 +86,10 @@ __all__ = [
     "load_ipython_extension",
     "parse_evaluation",
     "parse_page",
+    "pass_fail",
+    "plot_compare",
     "results_frame",
+    "styled",
     "unload_ipython_extension",
 ]
 
@@ -135,3 +141,5 @@ if TYPE_CHECKING:
         Status,
     )
     from ._normalise import parse_evaluation, parse_page
+    from ._plot import plot_compare
+    from ._views import pass_fail, styled

@@ -78,7 +78,12 @@ class AsyncClient:
             try:
                 if isinstance(op, Send):
                     value = await self._http.request(
-                        op.method, op.url, params=op.params, json=op.json, headers=op.headers, timeout=op.timeout
+                        op.method,
+                        op.url,
+                        params=op.params,
+                        json=op.json,
+                        headers=op.headers,
+                        timeout=op.timeout,
                     )
                 elif isinstance(op, Sleep):
                     await self._sleep(op.seconds)
@@ -90,7 +95,11 @@ class AsyncClient:
                 error = exc
 
     async def submit(
-        self, job_id: str, model_uri: str, benchmarks: Iterable[BenchmarkLike] | BenchmarkLike, checkpoint_id: str = ""
+        self,
+        job_id: str,
+        model_uri: str,
+        benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
+        checkpoint_id: str = "",
     ) -> Evaluation:
         """Start an evaluation; validated before sending, never blindly re-sent."""
         return await self._run(self._core.submit(job_id, model_uri, benchmarks, checkpoint_id))
@@ -99,11 +108,15 @@ class AsyncClient:
         """The current record of one evaluation."""
         return await self._run(self._core.get(evaluation_id))
 
-    async def list_evaluations(self, page_size: int = 20, page_token: str | None = None) -> EvaluationPage:
+    async def list_evaluations(
+        self, page_size: int = 20, page_token: str | None = None
+    ) -> EvaluationPage:
         """One page of the listing, newest first."""
         return await self._run(self._core.list_page(page_size, page_token))
 
-    async def iter_evaluations(self, page_size: int = 20, limit: int | None = None) -> AsyncIterator[Evaluation]:
+    async def iter_evaluations(
+        self, page_size: int = 20, limit: int | None = None
+    ) -> AsyncIterator[Evaluation]:
         """Every evaluation across pages (up to ``limit``), fetching pages lazily."""
         pager = Pager(page_size, limit)
         while pager.more:
@@ -156,5 +169,7 @@ class AsyncClient:
         max_pages: int = 5,
     ) -> Evaluation | None:
         """See :func:`scaimind_nb.find_evaluation`."""
-        match = Match.build(job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses)
+        match = Match.build(
+            job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
+        )
         return await self._run(self._core.find(match, max_pages=max_pages))

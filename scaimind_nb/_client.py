@@ -83,7 +83,12 @@ class Client:
             try:
                 if isinstance(op, Send):
                     value = self._http.request(
-                        op.method, op.url, params=op.params, json=op.json, headers=op.headers, timeout=op.timeout
+                        op.method,
+                        op.url,
+                        params=op.params,
+                        json=op.json,
+                        headers=op.headers,
+                        timeout=op.timeout,
                     )
                 elif isinstance(op, Sleep):
                     self._sleep(op.seconds)
@@ -93,7 +98,11 @@ class Client:
                 error = exc
 
     def submit(
-        self, job_id: str, model_uri: str, benchmarks: Iterable[BenchmarkLike] | BenchmarkLike, checkpoint_id: str = ""
+        self,
+        job_id: str,
+        model_uri: str,
+        benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
+        checkpoint_id: str = "",
     ) -> Evaluation:
         """Start an evaluation; validated before sending, never blindly re-sent (see the README)."""
         return self._run(self._core.submit(job_id, model_uri, benchmarks, checkpoint_id))
@@ -102,11 +111,15 @@ class Client:
         """The current record of one evaluation."""
         return self._run(self._core.get(evaluation_id))
 
-    def list_evaluations(self, page_size: int = 20, page_token: str | None = None) -> EvaluationPage:
+    def list_evaluations(
+        self, page_size: int = 20, page_token: str | None = None
+    ) -> EvaluationPage:
         """One page of the listing, newest first."""
         return self._run(self._core.list_page(page_size, page_token))
 
-    def iter_evaluations(self, page_size: int = 20, limit: int | None = None) -> Iterator[Evaluation]:
+    def iter_evaluations(
+        self, page_size: int = 20, limit: int | None = None
+    ) -> Iterator[Evaluation]:
         """Every evaluation across pages (up to ``limit``), fetching pages lazily."""
         pager = Pager(page_size, limit)
         while pager.more:
@@ -163,7 +176,9 @@ class Client:
         max_pages: int = 5,
     ) -> Evaluation | None:
         """See :func:`scaimind_nb.find_evaluation`."""
-        match = Match.build(job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses)
+        match = Match.build(
+            job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
+        )
         return self._run(self._core.find(match, max_pages=max_pages))
 
 
@@ -185,5 +200,11 @@ def find_evaluation(
     candidates to compare. With an ``AsyncClient`` it returns an awaitable.
     """
     return client.find_evaluation(
-        job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses, max_pages=max_pages
+        job_id,
+        model_uri,
+        benchmarks,
+        checkpoint_id,
+        since=since,
+        statuses=statuses,
+        max_pages=max_pages,
     )

@@ -17,6 +17,7 @@ import os
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -270,7 +271,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return v if v >= 0 and math.isfinite(v) else None
 
 
-def backoff(retry: int, rng: random.Random, *, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_CAP) -> float:
+def backoff(
+    retry: int, rng: random.Random, *, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_CAP
+) -> float:
     """Capped exponential backoff with jitter in [0.75, 1.0] of the step: 0.5, 1, 2, 4, 8 s."""
     return min(initial * 2.0**retry, cap) * rng.uniform(0.75, 1.0)
 
@@ -323,7 +326,11 @@ class Attempts:
         self.core = core
         self.spec = spec
         self.retries = 0
-        budget = core.config.call_deadline if deadline is None else min(deadline, core.config.call_deadline)
+        budget = (
+            core.config.call_deadline
+            if deadline is None
+            else min(deadline, core.config.call_deadline)
+        )
         self.deadline = core.clock() + budget
         self.request_id = uuid.uuid4().hex
         self.url = core.config.host + API_PREFIX + spec.path
@@ -349,7 +356,9 @@ class Attempts:
             self.spec.method,
             self.url,
             headers,
-            httpx.Timeout(connect=min(c, rem), read=min(r, rem), write=min(w, rem), pool=min(p, rem)),
+            httpx.Timeout(
+                connect=min(c, rem), read=min(r, rem), write=min(w, rem), pool=min(p, rem)
+            ),
             self.spec.params,
             self.spec.json,
         )
@@ -371,13 +380,21 @@ class Attempts:
         if isinstance(exc, _timeout_types()):
             error: ScaimindError = APITimeoutError(f"{what} timed out ({kind})")
         else:
-            error = APIConnectionError(f"{what} failed: {kind}: {self.core.redact(str(exc)) or 'no detail'}")
+            error = APIConnectionError(
+                f"{what} failed: {kind}: {self.core.redact(str(exc)) or 'no detail'}"
+            )
         error.__cause__ = exc
         if kind in _FATAL:
             return Step(error=error)
         ambiguous = not self.spec.idempotent and kind not in _NOT_SENT
         delay = self._retry(None)
-        logger.info("%s: %s (attempt %d)%s", what, kind, self.retries, "; retrying" if delay is not None else "")
+        logger.info(
+            "%s: %s (attempt %d)%s",
+            what,
+            kind,
+            self.retries,
+            "; retrying" if delay is not None else "",
+        )
         return Step(delay=delay, error=error, ambiguous=ambiguous)
 
     def on_response(self, response: httpx.Response) -> Step:
@@ -397,7 +414,11 @@ class Attempts:
         delay = self._retry(parse_retry_after(response.headers))
         logger.info(
             "%s %s -> %d (attempt %d)%s",
-            self.spec.method, self.url, status, self.retries, "; retrying" if delay is not None else "",
+            self.spec.method,
+            self.url,
+            status,
+            self.retries,
+            "; retrying" if delay is not None else "",
         )
         return Step(delay=delay, error=error, ambiguous=ambiguous)
 
@@ -420,9 +441,13 @@ def check_page_size(page_size: int) -> int:
 class Pager:
     """Page-token logic: continue while the token is non-empty, stop at ``limit``, refuse repeats."""
 
-    def __init__(self, page_size: int, limit: int | None = None, max_pages: int = MAX_PAGES) -> None:
+    def __init__(
+        self, page_size: int, limit: int | None = None, max_pages: int = MAX_PAGES
+    ) -> None:
         self.page_size = check_page_size(page_size)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
             raise ScaimindValueError(f"limit must be an integer >= 0 or None, got {limit!r}")
         self.limit = limit
         self.max_pages = max_pages
@@ -440,11 +465,16 @@ class Pager:
             items = items[: self.limit - self.count]
         self.count += len(items)
         token = page.next_page_token
-        if not token or (self.limit is not None and self.count >= self.limit) or self.pages >= self.max_pages:
+        if (
+            not token
+            or (self.limit is not None and self.count >= self.limit)
+            or self.pages >= self.max_pages
+        ):
             self.more = False
         elif token in self._seen:
             raise ProtocolError(
-                "the server repeated a page token, so the listing would never end", excerpt=token[:60]
+                "the server repeated a page token, so the listing would never end",
+                excerpt=token[:60],
             )
         else:
             self._seen.add(token)
@@ -455,16 +485,30 @@ class Pager:
 class PollState:
     """Deadline on the monotonic clock, capped backoff between polls, change detection."""
 
-    def __init__(self, core: Core, evaluation_id: str, timeout: float | None,
-                 interval: float | None, max_interval: float | None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        evaluation_id: str,
+        timeout: float | None,
+        interval: float | None,
+        max_interval: float | None,
+    ) -> None:
         cfg = core.config
         self.core = core
         self.evaluation_id = evaluation_id
         self.started = core.clock()
         total = cfg.wait_timeout if timeout is None else _positive("timeout", timeout)
         self.deadline = self.started + total
-        self.interval = cfg.poll_interval if interval is None else _positive("poll_interval", interval, allow_zero=True)
-        self.cap = cfg.max_poll_interval if max_interval is None else _positive("max_poll_interval", max_interval, allow_zero=True)
+        self.interval = (
+            cfg.poll_interval
+            if interval is None
+            else _positive("poll_interval", interval, allow_zero=True)
+        )
+        self.cap = (
+            cfg.max_poll_interval
+            if max_interval is None
+            else _positive("max_poll_interval", max_interval, allow_zero=True)
+        )
         self.cap = max(self.cap, self.interval)
         self.last: Evaluation | None = None
         self._warned_unknown = False
@@ -476,8 +520,11 @@ class PollState:
         """Record a snapshot; True when it differs from the previous one."""
         if ev.status is Status.UNKNOWN and not self._warned_unknown:
             self._warned_unknown = True
-            logger.warning("evaluation %s has an unknown status %r; still polling",
-                           ev.evaluation_id, _raw_status(ev))
+            logger.warning(
+                "evaluation %s has an unknown status %r; still polling",
+                ev.evaluation_id,
+                _raw_status(ev),
+            )
         changed = ev != self.last
         self.last = ev
         return changed
@@ -532,9 +579,17 @@ class Match:
     statuses: frozenset[Status] | None = None
 
     @classmethod
-    def build(cls, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "", *,
-              since: datetime | float | None = None, statuses: Iterable[Status | str] | None = None,
-              now: datetime | None = None) -> Match:
+    def build(
+        cls,
+        job_id: str,
+        model_uri: str,
+        benchmarks: Any,
+        checkpoint_id: str = "",
+        *,
+        since: datetime | float | None = None,
+        statuses: Iterable[Status | str] | None = None,
+        now: datetime | None = None,
+    ) -> Match:
         """Validate the arguments; ``since`` is a datetime or a window in seconds back from now."""
         if checkpoint_id is None:
             checkpoint_id = ""
@@ -576,7 +631,9 @@ class Match:
         if self.statuses is not None and ev.status not in self.statuses:
             return False
         if ev.benchmarks:
-            return sorted(b.key() for b in ev.benchmarks) == sorted(b.key() for b in self.benchmarks)
+            return Counter(b.key() for b in ev.benchmarks) == Counter(
+                b.key() for b in self.benchmarks
+            )
         names = sorted(r.benchmark for r in ev.results) or sorted(p.benchmark for p in ev.progress)
         return names == sorted(b.name for b in self.benchmarks)
 
@@ -593,8 +650,13 @@ def _unwrap(data: Any) -> Any:
 class Core:
     """Builds requests, decodes responses and runs every client operation as an I/O-free generator."""
 
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
@@ -626,13 +688,25 @@ class Core:
         if not message:
             message = text.strip()[:200] or response.reason_phrase or "no message"
         cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
-        return cls(message, status_code=status, code=code, request_id=response.headers.get("x-request-id"),
-                   body=body, method=method, url=url)
+        return cls(
+            message,
+            status_code=status,
+            code=code,
+            request_id=response.headers.get("x-request-id"),
+            body=body,
+            method=method,
+            url=url,
+        )
 
     # -- generators ------------------------------------------------------------------------
 
-    def request(self, spec: Spec, *, deadline: float | None = None,
-                reconcile: Callable[[], Gen] | None = None) -> Gen:
+    def request(
+        self,
+        spec: Spec,
+        *,
+        deadline: float | None = None,
+        reconcile: Callable[[], Gen] | None = None,
+    ) -> Gen:
         """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first."""
         attempts = Attempts(self, spec, deadline)
         while True:
@@ -667,9 +741,13 @@ class Core:
         return parse_page(data)
 
     def cancel(self, evaluation_id: str) -> Gen:
-        path = "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="") + "/cancel"
+        path = (
+            "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="") + "/cancel"
+        )
         data = _unwrap((yield from self.request(Spec("POST", path))))
-        if isinstance(data, Mapping) and any(k in data for k in ("evaluation_id", "evaluationId", "status")):
+        if isinstance(data, Mapping) and any(
+            k in data for k in ("evaluation_id", "evaluationId", "status")
+        ):
             return parse_evaluation({"evaluation_id": evaluation_id, **data})
         return (yield from self.get(evaluation_id))
 
@@ -686,8 +764,11 @@ class Core:
             data = data.get("benchmarks", [])
         if not isinstance(data, list):
             raise ProtocolError("benchmark list is not a list", excerpt=str(data)[:200])
-        return [b if isinstance(b, str) else str(b.get("name")) for b in data
-                if isinstance(b, str) or (isinstance(b, Mapping) and b.get("name"))]
+        return [
+            b if isinstance(b, str) else str(b.get("name"))
+            for b in data
+            if isinstance(b, str) or (isinstance(b, Mapping) and b.get("name"))
+        ]
 
     def find(self, match: Match, *, max_pages: int = 5, page_size: int = 50) -> Gen:
         """Newest-first scan of the listing for an evaluation ``match`` accepts; None if none."""
@@ -727,21 +808,34 @@ class Core:
                 logger.warning("duplicate check after an ambiguous submit failed: %s", exc)
                 return None
             if found is not None:
-                logger.warning("submit outcome was unknown; found evaluation %s already created", found.evaluation_id)
+                logger.warning(
+                    "submit outcome was unknown; found evaluation %s already created",
+                    found.evaluation_id,
+                )
             return found
 
-        data = yield from self.request(Spec("POST", "/evaluations", json=body, idempotent=False),
-                                       reconcile=reconcile)
+        data = yield from self.request(
+            Spec("POST", "/evaluations", json=body, idempotent=False), reconcile=reconcile
+        )
         if isinstance(data, Evaluation):
             return data
         inner = _unwrap(data)
         if not isinstance(inner, Mapping):
             raise ProtocolError("submit answer is not an object", excerpt=str(data)[:200])
-        return parse_evaluation({**body, **inner})
+        created = parse_evaluation({**body, **inner})
+        logger.info("submitted evaluation %s for job %s", created.evaluation_id, match.job_id)
+        return created
 
-    def wait(self, evaluation_id: str, *, timeout: float | None = None, poll_interval: float | None = None,
-             max_poll_interval: float | None = None, on_update: Callable[[Evaluation], Any] | None = None,
-             raise_on_failure: bool = False) -> Gen:
+    def wait(
+        self,
+        evaluation_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
+        on_update: Callable[[Evaluation], Any] | None = None,
+        raise_on_failure: bool = False,
+    ) -> Gen:
         """Poll until a terminal status; transient GET failures only cost time, never end the wait."""
         _check_id("evaluation_id", evaluation_id)
         poll = PollState(self, evaluation_id, timeout, poll_interval, max_poll_interval)

@@ -245,6 +245,10 @@ class EvaluationRun:
         except ScaimindError as exc:
             self._row.note = f"polling failed, retrying: {exc}"
             return False
+        except Exception as exc:  # e.g. the client was closed: stop and report it to waiters
+            self._row.note = f"polling stopped: {exc}"
+            self._error = exc
+            return True
         self._row.evaluation = evaluation
         self._row.note = "" if not self._row.note.startswith("interrupted") else self._row.note
         if is_terminal(evaluation):

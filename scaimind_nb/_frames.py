@@ -16,8 +16,17 @@ if TYPE_CHECKING:
 __all__ = ["compare", "evaluations_frame", "results_frame"]
 
 RESULT_COLUMNS = (
-    "evaluation_id", "job_id", "model_uri", "checkpoint_id", "status",
-    "benchmark", "metric", "value", "stderr", "num_samples", "created_at",
+    "evaluation_id",
+    "job_id",
+    "model_uri",
+    "checkpoint_id",
+    "status",
+    "benchmark",
+    "metric",
+    "value",
+    "stderr",
+    "num_samples",
+    "created_at",
 )
 _STATUS_CATEGORIES = [s.value for s in Status]
 _STATUS_CODE = {s: i for i, s in enumerate(Status)}
@@ -53,11 +62,11 @@ def _times(values: list[int]) -> Any:
 def _statuses(codes: list[int]) -> Any:
     import pandas as pd
 
-    return pd.Categorical.from_codes(codes, categories=_STATUS_CATEGORIES)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(_STATUS_CATEGORIES))
 
 
 def results_frame(evaluations: Iterable[Evaluation]) -> pd.DataFrame:
-    """Long format: one row per evaluation × benchmark × metric (a result's score field is metric ``score``)."""
+    """Long format: one row per evaluation x benchmark x metric (a result's score field is metric ``score``)."""
     import numpy as np
     import pandas as pd
 
@@ -157,9 +166,7 @@ def evaluations_frame(
         "updated_at": _times([_ns(ev.updated_at) for ev in evs]),
     }
     for name in names:
-        data[f"score:{name}"] = pd.array(
-            [_primary(ev, name, None) for ev in evs], dtype="float64"
-        )
+        data[f"score:{name}"] = pd.array([_primary(ev, name, None) for ev in evs], dtype="float64")
     df = pd.DataFrame(data)
     df.attrs["evaluation_ids"] = list(data["evaluation_id"])
     return df
@@ -172,11 +179,15 @@ def compare(evaluations: Iterable[Evaluation], metric: str | None = None) -> pd.
     evs = _as_evaluations(evaluations)
     ckpts = [ev.checkpoint_id for ev in evs]
     labels = [
-        c if c and ckpts.count(c) == 1 else ev.evaluation_id for c, ev in zip(ckpts, evs, strict=True)
+        c if c and ckpts.count(c) == 1 else ev.evaluation_id
+        for c, ev in zip(ckpts, evs, strict=True)
     ]
     benchmarks = list(dict.fromkeys(r.benchmark for ev in evs for r in ev.results))
     df = pd.DataFrame(
-        {label: [_primary(ev, b, metric) for b in benchmarks] for label, ev in zip(labels, evs, strict=True)},
+        {
+            label: [_primary(ev, b, metric) for b in benchmarks]
+            for label, ev in zip(labels, evs, strict=True)
+        },
         index=pd.Index(benchmarks, name="benchmark"),
         columns=labels,
         dtype="float64",

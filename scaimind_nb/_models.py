@@ -123,7 +123,12 @@ def metric_key(name: str) -> str:
 
 
 _PREFERRED = ("accuracy", "acc", "exactmatch", "passat1")
-_BENCH_FIELDS = {"name": "name", "dataset": "dataset", "numsamples": "num_samples", "parameters": "parameters"}
+_BENCH_FIELDS = {
+    "name": "name",
+    "dataset": "dataset",
+    "numsamples": "num_samples",
+    "parameters": "parameters",
+}
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,9 @@ class Benchmark:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ScaimindValueError(f"benchmark name must be a non-empty string, got {self.name!r}")
+            raise ScaimindValueError(
+                f"benchmark name must be a non-empty string, got {self.name!r}"
+            )
         if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
             raise ScaimindValueError(
                 f"benchmark {self.name!r}: dataset must be a non-empty string such as "
@@ -204,7 +211,12 @@ class Benchmark:
     ) -> Benchmark:
         """Build from server data without validation (servers may echo what clients may not send)."""
         obj = object.__new__(cls)
-        for slot, v in (("name", name), ("dataset", dataset), ("num_samples", num_samples), ("parameters", parameters or None)):
+        for slot, v in (
+            ("name", name),
+            ("dataset", dataset),
+            ("num_samples", num_samples),
+            ("parameters", parameters or None),
+        ):
             object.__setattr__(obj, slot, v)
         return obj
 
@@ -218,6 +230,9 @@ class Benchmark:
         if self.parameters:
             body["parameters"] = dict(self.parameters)
         return body
+
+    def __hash__(self) -> int:
+        return hash(self.key())
 
     def key(self) -> tuple[str, str | None, int | None, tuple[tuple[str, str], ...]]:
         """A hashable identity (name, dataset, num_samples, sorted parameters) for reuse matching."""
@@ -238,6 +253,9 @@ class BenchmarkResult:
     stderr: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     score_field: float | None = None
+
+    def __hash__(self) -> int:
+        return hash((self.benchmark, self.num_samples, self.score_field, tuple(self.metrics)))
 
     @property
     def primary_metric(self) -> str:
@@ -327,6 +345,9 @@ class Evaluation:
     progress: tuple[BenchmarkProgress, ...] = ()
     started_at: datetime | None = None
     completed_at: datetime | None = None
+
+    def __hash__(self) -> int:
+        return hash((self.evaluation_id, self.status, self.updated_at))
 
     @property
     def is_terminal(self) -> bool:

@@ -89,6 +89,19 @@ _KEYS: dict[str, str] = {}
 _SNAKE: dict[str, str] = {}
 
 
+_MISS = object()
+_EVAL_RAW: dict[str, Any] = {}
+_RESULT_RAW: dict[str, Any] = {}
+
+
+def _learn(cache: dict[str, Any], slots: dict[str, str], key: str) -> str | None:
+    """Slot of a raw field name in ``slots``, remembered in ``cache`` (bounded)."""
+    slot = slots.get(_k(key))
+    if len(cache) < 4096:
+        cache[key] = slot
+    return slot
+
+
 def _k(key: str) -> str:
     """Case- and underscore-blind compare key of a field name (cached)."""
     c = _KEYS.get(key)
@@ -156,8 +169,8 @@ def to_time(v: Any) -> datetime | None:
             dt = datetime.fromisoformat(v if v[-1] != "z" else v[:-1] + "Z")
         except ValueError:
             return None
-    elif isinstance(v, int | float | Mapping) and not isinstance(v, bool):
-        if isinstance(v, Mapping):
+    elif isinstance(v, int | float | dict) and not isinstance(v, bool):
+        if isinstance(v, dict):
             v = (to_int(v.get("seconds")) or 0) + (to_int(v.get("nanos")) or 0) / 1e9
         try:
             return datetime.fromtimestamp(v, _UTC)
@@ -177,7 +190,7 @@ def error_message(v: Any) -> str | None:
         return None
     if isinstance(v, str):
         return v
-    if isinstance(v, Mapping):
+    if isinstance(v, dict):
         for key, val in v.items():
             if _k(key) in ("message", "msg", "detail", "description") and val:
                 return str(val)
@@ -193,19 +206,21 @@ def _is_default(v: Any) -> bool:
     return v is None or v is False or v == 0 or v == "" or (isinstance(v, list | dict) and not v)
 
 
-def _add_metrics(v: Any, metrics: dict[str, float], stderr: dict[str, float], extra: dict[str, Any]) -> None:
+def _add_metrics(
+    v: Any, metrics: dict[str, float], stderr: dict[str, float], extra: dict[str, Any]
+) -> None:
     """Fill metrics/stderr from a map, a list of {name, value} pairs, or either wrapped once more."""
-    if isinstance(v, Mapping):
+    if isinstance(v, dict):
         if len(v) == 1:
-            (only_key, inner), = v.items()
-            if _k(only_key) in _WRAPPERS and isinstance(inner, Mapping | list):
+            ((only_key, inner),) = v.items()
+            if _k(only_key) in _WRAPPERS and isinstance(inner, dict | list):
                 _add_metrics(inner, metrics, stderr, extra)
                 return
         items: Any = v.items()
     elif isinstance(v, list):
         pairs = []
         for el in v:
-            if not isinstance(el, Mapping):
+            if not isinstance(el, dict):
                 continue
             name = val = None
             err = None
@@ -237,7 +252,7 @@ def _add_metrics(v: Any, metrics: dict[str, float], stderr: dict[str, float], ex
 
 def _add_stderr(v: Any, stderr: dict[str, float]) -> float | None:
     """Fill a stderr map; return a scalar stderr (which applies to the primary metric)."""
-    if isinstance(v, Mapping):
+    if isinstance(v, dict):
         for name, val in v.items():
             f = to_float(val)
             if f is not None:
@@ -259,7 +274,9 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
     while stack:
         cur = stack.pop()
         for key, v in cur.items():
-            slot = _RESULT_SLOTS.get(_k(key))
+            slot = _RESULT_RAW.get(key, _MISS)
+            if slot is _MISS:
+                slot = _learn(_RESULT_RAW, _RESULT_SLOTS, key)
             if slot is None:
                 if not _is_default(v):
                     extra[_snake(key)] = v
@@ -275,10 +292,10 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
             elif slot == "stderr":
                 scalar_err = _add_stderr(v, stderr)
             elif slot == "extra":
-                if isinstance(v, Mapping):
+                if isinstance(v, dict):
                     explicit_extra = v
             elif slot == "nested":
-                if isinstance(v, Mapping):
+                if isinstance(v, dict):
                     stack.append(v)
             elif slot == "status":
                 st = Status.parse(v)
@@ -306,15 +323,15 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
 
 def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
     if isinstance(v, list):
-        return tuple(parse_result(item) for item in v if isinstance(item, Mapping))
-    if isinstance(v, Mapping):
+        return tuple(parse_result(item) for item in v if isinstance(item, dict))
+    if isinstance(v, dict):
         if len(v) == 1:
-            (only_key, inner), = v.items()
-            if _k(only_key) in _RESULT_WRAPPERS and isinstance(inner, Mapping | list):
+            ((only_key, inner),) = v.items()
+            if _k(only_key) in _RESULT_WRAPPERS and isinstance(inner, dict | list):
                 return _parse_results(inner)
         out = []
         for name, item in v.items():
-            if isinstance(item, Mapping):
+            if isinstance(item, dict):
                 out.append(parse_result(item, name))
             elif (f := to_float(item)) is not None:
                 out.append(BenchmarkResult(name, {}, None, {}, {}, f))
@@ -329,7 +346,7 @@ def _parse_benchmarks(v: Any) -> tuple[Benchmark, ...]:
     for item in v:
         if isinstance(item, str):
             out.append(Benchmark._unchecked(item))
-        elif isinstance(item, Mapping):
+        elif isinstance(item, dict):
             fields: dict[str, Any] = {}
             for key, val in item.items():
                 fields[_k(key)] = val
@@ -339,14 +356,16 @@ def _parse_benchmarks(v: Any) -> tuple[Benchmark, ...]:
                     str(fields.get("name") or fields.get("benchmark") or ""),
                     fields.get("dataset") or None,
                     to_int(fields.get("numsamples")) or None,
-                    {str(a): str(b) for a, b in params.items()} if isinstance(params, Mapping) else None,
+                    {str(a): str(b) for a, b in params.items()}
+                    if isinstance(params, dict)
+                    else None,
                 )
             )
     return tuple(out)
 
 
 def _progress_item(name: str | None, item: Any) -> BenchmarkProgress | None:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         n = to_int(item)
         return BenchmarkProgress(name, n or 0, None) if name and n is not None else None
     completed, total = 0, None
@@ -364,20 +383,22 @@ def _progress_item(name: str | None, item: Any) -> BenchmarkProgress | None:
 def _parse_progress(v: Any) -> tuple[BenchmarkProgress, ...]:
     if isinstance(v, list):
         items = [_progress_item(None, item) for item in v]
-    elif isinstance(v, Mapping):
+    elif isinstance(v, dict):
         items = [_progress_item(str(name), item) for name, item in v.items()]
     else:
         return ()
     return tuple(p for p in items if p is not None)
 
 
-def _unwrap(payload: Any) -> Mapping[str, Any]:
-    if not isinstance(payload, Mapping):
+def _unwrap(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) and isinstance(payload, Mapping):
+        payload = dict(payload)
+    if not isinstance(payload, dict):
         raise ProtocolError(
             "expected a JSON object for an evaluation", excerpt=type(payload).__name__
         )
     data = payload.get("data")
-    return data if isinstance(data, Mapping) else payload
+    return data if isinstance(data, dict) else payload
 
 
 def parse_evaluation(payload: Mapping[str, Any]) -> Evaluation:
@@ -388,9 +409,11 @@ def parse_evaluation(payload: Mapping[str, Any]) -> Evaluation:
     while stack:
         cur = stack.pop()
         for key, v in cur.items():
-            slot = _EVAL_SLOTS.get(_k(key))
+            slot = _EVAL_RAW.get(key, _MISS)
+            if slot is _MISS:
+                slot = _learn(_EVAL_RAW, _EVAL_SLOTS, key)
             if slot == "nested":
-                if isinstance(v, Mapping):
+                if isinstance(v, dict):
                     stack.append(v)
             elif slot is not None and slot not in slots:
                 slots[slot] = v
@@ -400,12 +423,14 @@ def parse_evaluation(payload: Mapping[str, Any]) -> Evaluation:
         # a listing item is the evaluation's own job record: its job_id is the evaluation id
         ev_id, job_id = job_id, slots.get("parent_job_id")
         labels = slots.get("labels")
-        if not job_id and isinstance(labels, Mapping):
+        if not job_id and isinstance(labels, dict):
             for key, val in labels.items():
                 if _k(key) == "parentjobid":
                     job_id = val
     if not ev_id or not isinstance(ev_id, str | int):
-        raise ProtocolError("evaluation payload has no evaluation_id", excerpt=str(list(data))[:200])
+        raise ProtocolError(
+            "evaluation payload has no evaluation_id", excerpt=str(list(data))[:200]
+        )
     status = Status.parse(slots.get("status"))
     error = error_message(slots.get("error"))
     if error is None and status is not Status.COMPLETED:
@@ -449,7 +474,7 @@ def parse_page(payload: Any) -> EvaluationPage:
     if token is not None and not isinstance(token, str):
         token = str(token)
     return EvaluationPage(
-        [parse_evaluation(item) for item in items if isinstance(item, Mapping)],
+        [parse_evaluation(item) for item in items if isinstance(item, dict)],
         token or None,
         total,
     )

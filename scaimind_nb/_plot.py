@@ -29,7 +29,7 @@ def plot_compare(
 
     frame = compare(evaluations, metric=metric)
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.6 + 1.2 * len(frame.index), 3.2))
+        _, ax = plt.subplots(figsize=(max(4.5, 1.6 + 1.2 * len(frame.index)), 3.2))
     width = 0.8 / max(1, len(frame.columns))
     for i, column in enumerate(frame.columns):
         xs = [x + i * width - 0.4 + width / 2 for x in range(len(frame.index))]

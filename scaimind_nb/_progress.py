@@ -240,8 +240,9 @@ class HtmlView:
             return
         self._last = bundle
         if self.handle is None:
-            self.handle = display(bundle, raw=True, display_id=True)
-        else:
+            # outside IPython display() prints once and returns None: no in-place updates then
+            self.handle = display(bundle, raw=True, display_id=True) or False
+        elif self.handle:
             self.handle.update(bundle, raw=True)
 
 
@@ -304,10 +305,22 @@ class WidgetView:
         for run in self.board.runs:
             self.rows[run.evaluation_id].update(run._row, self.board.limit)
         if self.handle is None:
-            self.handle = display(self.box, display_id=True)
-        elif force and all(run.done or is_terminal(run.evaluation) for run in self.board.runs):
+            self.handle = display(self.box, display_id=True) or False
+        elif self.handle and force and all(run.done or is_terminal(run.evaluation) for run in self.board.runs):
+            # resend every model's full state: updates sent while another cell was executing are
+            # not recorded by headless runners, so the saved widget state must not depend on them
+            for widget in _walk(self.box):
+                widget.send_state()
             # re-publish so the saved text/plain and text/html show the final state
             self.handle.update(self.box)
+
+
+def _walk(widget: Any) -> list[Any]:
+    """A widget and all its descendants."""
+    found = [widget]
+    for child in getattr(widget, "children", ()):
+        found.extend(_walk(child))
+    return found
 
 
 def _board_box_class() -> type:

@@ -16,6 +16,7 @@ continuation together and split at the context boundary. Loaded models are share
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -88,6 +89,17 @@ def _cut(text: str, stop: list[str] | None) -> str:
     return text[:end]
 
 
+def _silence_gguf_progress_bar() -> None:
+    """transformers' GGUF loader draws a raw tqdm bar on stderr whatever its logging says."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None and not isinstance(bar, functools.partial):
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+
+
 class HFModel:
     """A loaded transformers model answering `generate` and `loglikelihood`."""
 
@@ -100,6 +112,7 @@ class HFModel:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        _silence_gguf_progress_bar()
         self._torch = torch
         torch.set_num_threads(int(config.get("threads") or len(os.sched_getaffinity(0))))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -13,9 +13,9 @@ import os
 import time
 from typing import Any
 
+from .._benchmarks._shared import cut_at_stop
 from .._benchmarks.base import InvalidBenchmark
 from .base import ModelManifest
-from .python import cut_at_stop
 
 _PROBE = ("The capital of France is", " Paris")
 
@@ -84,7 +84,7 @@ class OpenAIModel:
                 text = choice["choices"][0]["message"]["content"] or ""
             else:
                 text = self._post("completions", {"prompt": prompt, **params})["choices"][0]["text"]
-            out.append(cut_at_stop(text, stop))
+            out.append(cut_at_stop(text, stop or ()))
         return out
 
     def _score(self, context: str, continuation: str) -> float | None:

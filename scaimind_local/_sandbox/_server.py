@@ -162,6 +162,13 @@ def _limit(memory_bytes: int, cpu_seconds: int, nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
+def _flush_output() -> None:
+    """Flush the program's buffered prints before the harness leaves with os._exit."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+
+
 def _child(workdir: str, res_w: int, out_w: int, request: dict[str, Any]) -> None:
     """Runs in the forked child; never returns.
 
@@ -203,6 +210,7 @@ def _child(workdir: str, res_w: int, out_w: int, request: dict[str, Any]) -> Non
         if call:
             namespace[call[0]](namespace[call[1]])
     except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the program too
+        _flush_output()
         try:
             line = (
                 f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
@@ -213,6 +221,7 @@ def _child(workdir: str, res_w: int, out_w: int, request: dict[str, Any]) -> Non
             write(res_w, b"FAIL " + line.encode("utf-8", "replace")[:1000])
         finally:
             exit_(1)
+    _flush_output()
     sys.audit(FINISHED)  # the hook writes PASS and exits; reaching the next line is a failure
     exit_(1)
 

@@ -45,14 +45,21 @@ class FakeCoordinator:
 
     def add(self, record: dict[str, Any], age: float = 0.0) -> dict[str, Any]:
         created = self.clock - timedelta(seconds=age)
-        record = {"status": "PENDING", "checkpoint_id": "", "created_at": created.isoformat(), **record}
+        record = {
+            "status": "PENDING",
+            "checkpoint_id": "",
+            "created_at": created.isoformat(),
+            **record,
+        }
         self.evaluations[record["evaluation_id"]] = record
         return record
 
     def route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix(PREFIX)
         if request.headers.get("authorization") != f"Bearer {KEY}":
-            return httpx.Response(401, json={"error": {"code": "UNAUTHENTICATED", "message": "bad key"}})
+            return httpx.Response(
+                401, json={"error": {"code": "UNAUTHENTICATED", "message": "bad key"}}
+            )
         if path == "/evaluations" and request.method == "POST":
             body = json.loads(request.content)
             eid = f"eval_{len(self.evaluations) + 1:04d}"
@@ -68,29 +75,58 @@ class FakeCoordinator:
             return httpx.Response(200, json={"data": {"evaluation_id": eid, "status": "CANCELLED"}})
         if path.startswith("/evaluations/"):
             eid = path.split("/")[2]
-            if eid in self.scripts and self.scripts[eid]:
+            if self.scripts.get(eid):
                 self.evaluations[eid].update(self.scripts[eid].pop(0))
             if eid not in self.evaluations:
-                return httpx.Response(404, json={"code": 5, "message": f"evaluation {eid} not found"})
+                return httpx.Response(
+                    404, json={"code": 5, "message": f"evaluation {eid} not found"}
+                )
             return httpx.Response(200, json={"data": self.evaluations[eid]})
         if path.startswith("/jobs/"):
-            return httpx.Response(200, json={"data": {"job_id": path.split("/")[2], "model_uri": "scaidrive://o/m", "status": "COMPLETED"}})
+            return httpx.Response(
+                200,
+                json={
+                    "data": {
+                        "job_id": path.split("/")[2],
+                        "model_uri": "scaidrive://o/m",
+                        "status": "COMPLETED",
+                    }
+                },
+            )
         if path == "/benchmarks":
-            return httpx.Response(200, json={"data": {"benchmarks": [{"name": "mmlu"}, {"name": "humaneval"}]}})
+            return httpx.Response(
+                200, json={"data": {"benchmarks": [{"name": "mmlu"}, {"name": "humaneval"}]}}
+            )
         return httpx.Response(404, json={"detail": "no route"})
 
     def _page(self, request: httpx.Request) -> httpx.Response:
         size = int(request.url.params.get("page_size", "20"))
         start = int(request.url.params.get("page_token") or 0)
-        newest_first = sorted(self.evaluations.values(), key=lambda r: r["created_at"], reverse=True)
+        newest_first = sorted(
+            self.evaluations.values(), key=lambda r: r["created_at"], reverse=True
+        )
         chunk = newest_first[start : start + size]
         items = [
-            {"job_id": r["evaluation_id"], "name": r["evaluation_id"], "status": r["status"], "created_at": r["created_at"],
-             "labels": {"type": "evaluation", "parent_job_id": r.get("job_id", "")}}
+            {
+                "job_id": r["evaluation_id"],
+                "name": r["evaluation_id"],
+                "status": r["status"],
+                "created_at": r["created_at"],
+                "labels": {"type": "evaluation", "parent_job_id": r.get("job_id", "")},
+            }
             for r in chunk
         ]
         token = str(start + size) if start + size < len(newest_first) else ""
-        return httpx.Response(200, json={"data": {"evaluations": items, "next_page_token": token, "total_count": str(len(newest_first))}})
+        return httpx.Response(
+            200,
+            json={
+                "data": {
+                    "evaluations": items,
+                    "next_page_token": token,
+                    "total_count": str(len(newest_first)),
+                }
+            },
+        )
 
 
 class FakeTime:

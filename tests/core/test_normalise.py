@@ -83,7 +83,10 @@ def test_listing_item_keeps_name_in_raw() -> None:
 
 def test_metric_names_are_never_rewritten() -> None:
     ev = parse_evaluation(
-        {"evaluationId": "e", "results": [{"benchmark": "humaneval", "metrics": {"pass@1": 0.3, "passAt10": 0.5}}]}
+        {
+            "evaluationId": "e",
+            "results": [{"benchmark": "humaneval", "metrics": {"pass@1": 0.3, "passAt10": 0.5}}],
+        }
     )
     assert set(ev.results[0].metrics) == {"pass@1", "passAt10"}
     assert ev.score("humaneval") == 0.3
@@ -93,7 +96,12 @@ def test_metric_names_are_never_rewritten() -> None:
 
 def test_nan_and_infinity_strings() -> None:
     ev = parse_evaluation(
-        {"evaluation_id": "e", "results": [{"benchmark": "b", "metrics": {"loss": "Infinity", "ppl": "NaN", "x": "-Infinity"}}]}
+        {
+            "evaluation_id": "e",
+            "results": [
+                {"benchmark": "b", "metrics": {"loss": "Infinity", "ppl": "NaN", "x": "-Infinity"}}
+            ],
+        }
     )
     m = ev.results[0].metrics
     assert m["loss"] == math.inf and m["x"] == -math.inf and math.isnan(m["ppl"])
@@ -117,14 +125,19 @@ def test_unknown_status_keeps_original_in_raw() -> None:
 
 
 def test_missing_score_on_completed_result_without_metrics_is_zero() -> None:
-    ev = parse_evaluation({"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "mmlu"}]})
+    ev = parse_evaluation(
+        {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "mmlu"}]}
+    )
     assert ev.score("mmlu") == 0.0
     assert ev.results[0].primary_metric == "score"
 
 
 def test_score_field_wins_over_metrics() -> None:
     ev = parse_evaluation(
-        {"evaluation_id": "e", "results": [{"benchmark": "mmlu", "score": 0.7, "metrics": {"accuracy": 0.6}}]}
+        {
+            "evaluation_id": "e",
+            "results": [{"benchmark": "mmlu", "score": 0.7, "metrics": {"accuracy": 0.6}}],
+        }
     )
     assert ev.score("mmlu") == 0.7
     assert ev.score("mmlu", metric="accuracy") == 0.6
@@ -136,7 +149,15 @@ def test_progress_and_benchmarks_parsed() -> None:
             "data": {
                 "evaluation_id": "e",
                 "status": "RUNNING",
-                "benchmarks": [{"name": "custom-qa", "dataset": "scaidrive://o/d.jsonl", "num_samples": "100", "parameters": {"k": "v"}}, "mmlu"],
+                "benchmarks": [
+                    {
+                        "name": "custom-qa",
+                        "dataset": "scaidrive://o/d.jsonl",
+                        "num_samples": "100",
+                        "parameters": {"k": "v"},
+                    },
+                    "mmlu",
+                ],
                 "progress": [{"benchmark": "custom-qa", "completed": "10", "total": "100"}],
             }
         }
@@ -157,7 +178,9 @@ def test_unparseable_payload_is_protocol_error(payload: object) -> None:
     [("42", 42), (42, 42), ("9007199254740993", 9007199254740993), (None, None)],
 )
 def test_page_total_count_renderings(total: object, expected: int | None) -> None:
-    page = parse_page({"data": {"evaluations": [{"job_id": "eval_1"}], "totalCount": total, "nextPageToken": "t"}})
+    page = parse_page(
+        {"data": {"evaluations": [{"job_id": "eval_1"}], "totalCount": total, "nextPageToken": "t"}}
+    )
     assert page.total_count == expected
     assert page.next_page_token == "t"
     assert [e.evaluation_id for e in page.evaluations] == ["eval_1"]

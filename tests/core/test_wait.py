@@ -28,13 +28,23 @@ def test_wait_returns_terminal_and_reports_each_change(make_client, fake: FakeCo
         {"status": "COMPLETED", "results": [{"benchmark": "mmlu", "metrics": {"accuracy": 0.75}}]},
     )
     seen: list[tuple[Status, int]] = []
-    ev = make_client().wait("eval_1", on_update=lambda e: seen.append((e.status, e.progress[0].completed if e.progress else 0)))
+    ev = make_client().wait(
+        "eval_1",
+        on_update=lambda e: seen.append((e.status, e.progress[0].completed if e.progress else 0)),
+    )
     assert ev.status is Status.COMPLETED and ev.score("mmlu") == 0.75
-    assert seen == [(Status.PENDING, 0), (Status.RUNNING, 1), (Status.RUNNING, 3), (Status.COMPLETED, 3)]
+    assert seen == [
+        (Status.PENDING, 0),
+        (Status.RUNNING, 1),
+        (Status.RUNNING, 3),
+        (Status.COMPLETED, 3),
+    ]
     assert len(fake.calls("GET")) == 5
 
 
-def test_poll_interval_backs_off_to_the_cap(make_client, fake: FakeCoordinator, clock: FakeTime) -> None:
+def test_poll_interval_backs_off_to_the_cap(
+    make_client, fake: FakeCoordinator, clock: FakeTime
+) -> None:
     _script(fake, *([{"status": "RUNNING"}] * 10), {"status": "COMPLETED"})
     make_client().wait("eval_1", poll_interval=2.0, max_poll_interval=5.0)
     assert len(clock.sleeps) == 10
@@ -55,19 +65,25 @@ def test_failed_is_returned_or_raised(make_client, fake: FakeCoordinator, status
     assert info.value.evaluation.status is Status(status)
 
 
-def test_deadline_raises_with_last_snapshot(make_client, fake: FakeCoordinator, clock: FakeTime) -> None:
+def test_deadline_raises_with_last_snapshot(
+    make_client, fake: FakeCoordinator, clock: FakeTime
+) -> None:
     _script(fake, *([{"status": "RUNNING"}] * 1000))
     start = clock.now
     with pytest.raises(WaitTimeoutError) as info:
         make_client().wait("eval_1", timeout=30, poll_interval=1, max_poll_interval=4)
     err = info.value
     assert isinstance(err, TimeoutError)
-    assert err.evaluation_id == "eval_1" and err.last is not None and err.last.status is Status.RUNNING
+    assert (
+        err.evaluation_id == "eval_1" and err.last is not None and err.last.status is Status.RUNNING
+    )
     assert 30 <= err.elapsed <= 30.001 and clock.now - start <= 30.001
     assert "wait('eval_1')" in str(err)
 
 
-def test_timeout_none_uses_client_wait_timeout(make_client, fake: FakeCoordinator, clock: FakeTime) -> None:
+def test_timeout_none_uses_client_wait_timeout(
+    make_client, fake: FakeCoordinator, clock: FakeTime
+) -> None:
     _script(fake, *([{"status": "RUNNING"}] * 10_000))
     with pytest.raises(WaitTimeoutError):
         make_client(wait_timeout=120, max_poll_interval=10).wait("eval_1", timeout=None)
@@ -90,7 +106,9 @@ def test_non_retryable_error_ends_the_wait(make_client, fake: FakeCoordinator) -
         make_client().wait("missing")
 
 
-def test_unknown_status_keeps_polling_and_logs_once(make_client, fake: FakeCoordinator, caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_status_keeps_polling_and_logs_once(
+    make_client, fake: FakeCoordinator, caplog: pytest.LogCaptureFixture
+) -> None:
     _script(fake, {"status": "WARMING_UP"}, {}, {}, {"status": "COMPLETED"})
     with caplog.at_level(logging.WARNING, logger="scaimind_nb"):
         assert make_client().wait("eval_1").status is Status.COMPLETED
@@ -98,7 +116,9 @@ def test_unknown_status_keeps_polling_and_logs_once(make_client, fake: FakeCoord
     assert len(notes) == 1 and "WARMING_UP" in notes[0].getMessage()
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"timeout": -5}, {"poll_interval": -1}, {"timeout": float("nan")}])
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout": 0}, {"timeout": -5}, {"poll_interval": -1}, {"timeout": float("nan")}]
+)
 def test_bad_wait_arguments(make_client, fake: FakeCoordinator, kwargs: dict) -> None:
     with pytest.raises(ValueError):
         make_client().wait("eval_1", **kwargs)

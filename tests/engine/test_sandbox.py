@@ -230,21 +230,19 @@ def test_environment_is_scrubbed(sandbox: Sandbox, monkeypatch: pytest.MonkeyPat
 
 
 def test_two_programs_run_in_parallel() -> None:
-    slow = "    import time\n    time.sleep(0.6)\n    return a + b\n"
-    with Sandbox(2, timeout=5) as sb:
-        sb.run(Program(("pass",)))  # warm one server up
-        start = time.monotonic()
-        verdicts = sb.run_many([Program((PROMPT + slow, TEST), ("check", "add"))] * 4)
-        elapsed = time.monotonic() - start
+    body = "import time\nprint(time.time())\ntime.sleep(1.0)\nprint(time.time())\n"
+    with Sandbox(2, timeout=10) as sb:
+        verdicts = sb.run_many([Program((body,))] * 2)
     assert all(v.passed for v in verdicts)
-    assert elapsed < 4 * 0.6  # four 0.6 s programs, two at a time
+    (start1, end1), (start2, end2) = ([float(x) for x in v.output.split()] for v in verdicts)
+    assert max(start1, start2) < min(end1, end2)  # the two runs overlapped in time
 
 
-def test_a_dead_server_is_replaced(sandbox: Sandbox) -> None:
+def test_a_dead_server_is_replaced() -> None:
     with Sandbox(1) as sb:
         assert sb.run(Program(("pass",))).passed
         for server in sb._servers:
             server.proc.kill()
             server.proc.wait()
-        assert sb.run(Program(("pass",))).verdict == "failed"  # the broken server reports once
         assert sb.run(Program(("pass",))).passed
+        assert len(sb._servers) == 1

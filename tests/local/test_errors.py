@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from scaimind_local import LocalCoordinator
+from scaimind_local import ApiCallError, LocalCoordinator
 
 from ._util import API, submit, wait_for
 
@@ -135,3 +135,9 @@ def test_422_for_a_body_that_is_not_an_object(api: httpx.Client) -> None:
 
 def test_405_for_a_wrong_method(api: httpx.Client) -> None:
     _error(api.delete("/evaluations"), 405)
+
+
+def test_register_job_raises_the_servers_message(coordinator: LocalCoordinator) -> None:
+    with pytest.raises(ApiCallError, match="HTTP 400: status 'DONE' is not one of") as info:
+        coordinator.register_job("job_x", "scaidrive://m", status="DONE")
+    assert coordinator.api_key not in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,10 +42,20 @@ class LengthRunner:
         return RunnerResult(metrics={"length": float(len(reply))}, num_samples=1)
 
 
+class OddRunner(LengthRunner):
+    """Metrics a JSON encoder must not emit as bare tokens."""
+
+    name = "odd"
+
+    def run(self, spec: BenchmarkSpec, model: Any, ctx: Any) -> RunnerResult:
+        metrics = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf}
+        return RunnerResult(metrics=metrics, num_samples=1, primary_metric="inf")
+
+
 class Plugin:
     @hookimpl
     def scaimind_local_benchmarks(self) -> list[Any]:
-        return [LengthRunner()]
+        return [LengthRunner(), OddRunner()]
 
 
 def test_pluggy_plugin_runner_runs_end_to_end(tmp_path: Path, scaimind_api_key: str) -> None:
@@ -57,7 +68,12 @@ def test_pluggy_plugin_runner_runs_end_to_end(tmp_path: Path, scaimind_api_key: 
             assert "length" in api.get("/benchmarks").json()["data"]["benchmarks"]
             assert "no dataset" in submit(api, "job_p", {"name": "length", "dataset": "x"}).text
             done = wait_for(api, submit(api, "job_p", "length").json()["data"]["evaluation_id"])
+            odd = wait_for(api, submit(api, "job_p", "odd").json()["data"]["evaluation_id"])
+            raw = api.get(f"/evaluations/{odd['evaluation_id']}").text
     assert done["results"][0]["score"] == 5.0
+    assert odd["results"][0]["metrics"] == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
+    assert odd["results"][0]["score"] == "Infinity"
+    assert "NaN" in raw and ":NaN" not in raw
 
 
 def test_entry_point_runner_is_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 import signal
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from scaimind_local import LocalCoordinator
 from scaimind_local.testing import write_custom_dataset, write_model
 
-from ._util import API, serve, submit, wait_for
+from ._util import API, client_for, serve, submit, wait_for
 
 ROWS = [{"prompt": f"q{i}", "reference": f"a{i}"} for i in range(20)]
 
@@ -61,3 +63,24 @@ def test_sigkill_mid_run_then_restart_completes_the_running_evaluation(tmp_path:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_graceful_stop_mid_run_is_quick_and_resumes_on_restart(
+    tmp_path: Path, scaimind_api_key: str
+) -> None:
+    args = (tmp_path / "db.sqlite", tmp_path / "drive", scaimind_api_key)
+    answers = {r["prompt"]: r["reference"] for r in ROWS}
+    with LocalCoordinator(*args) as coord:
+        model = write_model(coord.drive_root, "org/m", options={"answers": answers, "delay": 0.2})
+        dataset = write_custom_dataset(coord.drive_root, "org/d.jsonl", ROWS)
+        coord.register_job("job_g", model)
+        with client_for(coord) as api:
+            eid = submit(api, "job_g", {"name": "custom-d", "dataset": dataset}).json()["data"]
+            wait_for(api, eid["evaluation_id"], lambda r: r["status"] == "RUNNING")
+        started = time.monotonic()
+    assert time.monotonic() - started < 2  # the worker stopped at the next sample
+    write_model(tmp_path / "drive", "org/m", options={"answers": answers})  # now fast
+    with LocalCoordinator(*args) as coord, client_for(coord) as api:
+        done = wait_for(api, eid["evaluation_id"])
+    assert done["status"] == "COMPLETED"
+    assert done["results"][0]["score"] == 1.0

@@ -108,11 +108,21 @@ def test_wait_timeout_keeps_the_run_alive() -> None:
 
     client = ScriptedClient(make_eval("RUNNING"))
     run = EvaluationRun(client, make_eval("RUNNING"), progress="off", poll_interval=0.01)  # type: ignore[arg-type]
-    with pytest.raises(WaitTimeoutError, match="not finished after 0.2s"):
+    with pytest.raises(WaitTimeoutError, match=r"not finished after 0\.2s"):
         run.wait(timeout=0.2)
     assert not run.done
     client.snapshots = [make_eval("COMPLETED")]
     assert run.wait(timeout=5).status.value == "COMPLETED"
+
+
+def _wait_until_running(run: EvaluationRun) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        ev = run.evaluation
+        if ev.status.value == "RUNNING" and ev.progress and ev.progress[0].completed >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still {run.evaluation.status} after 20 s")
 
 
 def test_cancel_button_cancels_on_the_coordinator(slow_model: Any, nb_client: Any) -> None:
@@ -120,10 +130,7 @@ def test_cancel_button_cancels_on_the_coordinator(slow_model: Any, nb_client: An
         slow_model.job_id, slow_model.model_uri, [slow_model.benchmark],
         wait=False, progress="widget", client=nb_client, poll_interval=0.1,
     )
-    deadline = time.monotonic() + 20
-    while not run.evaluation.progress and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert run.evaluation.status.value == "RUNNING"
+    _wait_until_running(run)
     time.sleep(0.3)  # let a render land
     bar = _bars(run)[slow_model.benchmark["name"]]
     assert bar.max == 8.0 and bar.bar_style == ""
@@ -140,7 +147,8 @@ def test_interrupt_during_blocking_wait_cancels_remotely(slow_model: Any, nb_cli
         slow_model.job_id, slow_model.model_uri, [slow_model.benchmark],
         wait=False, progress="off", client=nb_client, poll_interval=0.1,
     )
-    threading.Timer(0.5, _thread.interrupt_main).start()
+    _wait_until_running(run)
+    threading.Timer(0.2, _thread.interrupt_main).start()
     with pytest.raises(KeyboardInterrupt):
         run.wait(timeout=30)
     final = run.wait(timeout=30)

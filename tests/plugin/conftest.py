@@ -50,25 +50,37 @@ class GateProject:
 
     def evaluation_ids(self) -> list[str]:
         with sqlite3.connect(self.coordinator.db_path) as conn:
-            rows = conn.execute("SELECT id FROM evaluations WHERE job_id = ? ORDER BY seq", (self.job_id,))
+            rows = conn.execute(
+                "SELECT id FROM evaluations WHERE job_id = ? ORDER BY seq", (self.job_id,)
+            )
             return [r[0] for r in rows]
 
     def model(self, path: str, **options: Any) -> str:
         """Another scripted model on the drive (e.g. a slow or failing one)."""
         from scaimind_local.testing import write_model
 
-        return write_model(self.coordinator.drive_root, path, options={"answers": ANSWERS, **options})
+        return write_model(
+            self.coordinator.drive_root, path, options={"answers": ANSWERS, **options}
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _import_once() -> None:
-    """Import the client stack in the outer process: pytester's in-process runs drop modules first
-    imported inside them, and a re-imported httpx would not recognise the old one's objects."""
+def _import_once(coordinator: LocalCoordinator) -> None:
+    """Load the whole client stack (httpx, httpcore, ...) in the outer process with one real call:
+    pytester's in-process runs drop modules first imported inside them, and a re-imported httpx
+    or httpcore would not recognise the old one's objects and exceptions."""
     import scaimind_nb
     from pytest_scaimind import _evaluations, _session  # noqa: F401
 
-    for name in ("Client", "find_evaluation", "Benchmark", "Evaluation", "Status", "NotFoundError"):
-        getattr(scaimind_nb, name)
+    with scaimind_nb.Client(coordinator.url, coordinator.api_key) as client:
+        client.list_benchmarks()
+        with pytest.raises(scaimind_nb.NotFoundError):
+            client.get_job("job_that_does_not_exist")
+    with (
+        scaimind_nb.Client("http://127.0.0.1:9", "k", max_retries=0) as client,
+        pytest.raises(scaimind_nb.APIConnectionError),
+    ):
+        client.get("eval_x")
 
 
 @pytest.fixture
@@ -84,7 +96,13 @@ def gate_project(
 
     monkeypatch.setenv("SCAIGRID_API_KEY", scaimind_api_key)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    for name in ("SCAIGRID_HOST", "SCAIMIND_JOB", "SCAIMIND_MODEL_URI", "SCAIMIND_REPORT", "SCAIMIND_BASELINE"):
+    for name in (
+        "SCAIGRID_HOST",
+        "SCAIMIND_JOB",
+        "SCAIMIND_MODEL_URI",
+        "SCAIMIND_REPORT",
+        "SCAIMIND_BASELINE",
+    ):
         monkeypatch.delenv(name, raising=False)
     drive = coordinator.drive_root
     model_uri = write_model(drive, f"org/models/gate-{unique}", options={"answers": ANSWERS})

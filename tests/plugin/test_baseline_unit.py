@@ -22,6 +22,8 @@ def test_bless_then_load_round_trip(tmp_path):
     record = {
         "benchmark": "mmlu[n=20]",
         "spec": {"name": "mmlu", "num_samples": 20},
+        "metric": "accuracy",
+        "score": 0.65,
         "metrics": {"accuracy": 0.65, "acc_norm": 0.6},
         "stderr": {"accuracy": 0.1},
         "n": 20,
@@ -41,7 +43,11 @@ def test_bless_then_load_round_trip(tmp_path):
 
 def test_live_entries_and_default(tmp_path):
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"benchmarks": {"mmlu": {"evaluation_id": "eval_x"}}, "default": {"job_id": "job_prev"}}))
+    path.write_text(
+        json.dumps(
+            {"benchmarks": {"mmlu": {"evaluation_id": "eval_x"}}, "default": {"job_id": "job_prev"}}
+        )
+    )
     baseline = Baseline.load(path)
     assert is_live(baseline.entry("mmlu") or {})
     assert baseline.entry("humaneval") == {"job_id": "job_prev"}
@@ -49,7 +55,12 @@ def test_live_entries_and_default(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    ["{not json", json.dumps([1]), json.dumps({"benchmarks": {"mmlu": {"value": 1}}}), json.dumps({"default": 3})],
+    [
+        "{not json",
+        json.dumps([1]),
+        json.dumps({"benchmarks": {"mmlu": {"value": 1}}}),
+        json.dumps({"default": 3}),
+    ],
 )
 def test_malformed_files_are_clear_errors(tmp_path, content):
     path = tmp_path / "b.json"

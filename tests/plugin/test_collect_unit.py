@@ -8,7 +8,7 @@ from pytest_scaimind._collect import Scanner
 from pytest_scaimind._evaluations import plan_batches, request_key
 from pytest_scaimind._gates import label, make_gate
 
-SOURCE = '''
+SOURCE = """
 import pytest
 import pytest_scaimind
 from pytest_scaimind import assert_benchmark
@@ -43,7 +43,7 @@ def test_plain():
 
 def pick():
     return "winogrande"
-'''
+"""
 
 
 def _scan(pytester: pytest.Pytester) -> dict[str, tuple[list[str], bool]]:
@@ -87,11 +87,19 @@ def test_identical_specs_share_and_same_names_split():
     c = make_gate("mmlu", num_samples=20).spec
     d = make_gate("arc").spec
     batches = plan_batches([a, d, b, c])
-    assert [[label(s) for s in batch.specs] for batch in batches] == [["mmlu[n=10]", "arc"], ["mmlu[n=20]"]]
+    assert [[label(s) for s in batch.specs] for batch in batches] == [
+        ["mmlu[n=10]", "arc"],
+        ["mmlu[n=20]"],
+    ]
 
 
 def test_request_key_covers_the_spec_but_not_its_order():
-    base = {"job_id": "j", "model_uri": "m", "checkpoint_id": "", "benchmarks": [{"name": "a"}, {"name": "b"}]}
+    base = {
+        "job_id": "j",
+        "model_uri": "m",
+        "checkpoint_id": "",
+        "benchmarks": [{"name": "a"}, {"name": "b"}],
+    }
     same = {**base, "benchmarks": [{"name": "b"}, {"name": "a"}]}
     assert request_key("h", base) == request_key("h", same)
     for change in (

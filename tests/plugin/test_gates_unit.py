@@ -49,18 +49,34 @@ def test_all_criteria_must_hold_and_the_strictest_wins():
     assert math.isclose(verdict.threshold or 0, 0.32)
     assert math.isclose(verdict.delta or 0, -0.03)
     assert "baseline 0.3400" in verdict.message and "max_drop 0.02" in verdict.message
-    assert judge(gate, metric="pass@1", score=0.33, n=164, evaluation_id="e", baseline=0.34).outcome == "pass"
+    assert (
+        judge(gate, metric="pass@1", score=0.33, n=164, evaluation_id="e", baseline=0.34).outcome
+        == "pass"
+    )
 
 
 def test_relative_drop():
     gate = make_gate("mmlu", max_rel_drop=0.1)
-    assert judge(gate, metric="acc", score=0.55, n=None, evaluation_id="e", baseline=0.6).outcome == "pass"
-    assert judge(gate, metric="acc", score=0.53, n=None, evaluation_id="e", baseline=0.6).outcome == "fail"
+    assert (
+        judge(gate, metric="acc", score=0.55, n=None, evaluation_id="e", baseline=0.6).outcome
+        == "pass"
+    )
+    assert (
+        judge(gate, metric="acc", score=0.53, n=None, evaluation_id="e", baseline=0.6).outcome
+        == "fail"
+    )
 
 
 def test_missing_baseline_fails_with_the_hint():
     gate = make_gate("mmlu", max_drop=0.01)
-    verdict = judge(gate, metric="acc", score=0.5, n=10, evaluation_id="e", baseline_missing="run --scaimind-update-baseline")
+    verdict = judge(
+        gate,
+        metric="acc",
+        score=0.5,
+        n=10,
+        evaluation_id="e",
+        baseline_missing="run --scaimind-update-baseline",
+    )
     assert verdict.outcome == "fail"
     assert "--scaimind-update-baseline" in verdict.message
 
@@ -114,5 +130,8 @@ def test_label_is_stable_and_readable():
         num_samples=50,
         parameters={"temperature": "0.0", "max_new_tokens": "256"},
     )
-    assert label(gate.spec) == "custom-acme@scaidrive://acme/eval/x.jsonl[n=50]{max_new_tokens=256,temperature=0.0}"
+    assert (
+        label(gate.spec)
+        == "custom-acme@scaidrive://acme/eval/x.jsonl[n=50]{max_new_tokens=256,temperature=0.0}"
+    )
     assert label(make_gate("mmlu").spec) == "mmlu"

@@ -21,7 +21,9 @@ def test_plain_{i}():
         for i in range(4)
     )
     pytester.makepyfile(test_many="from pytest_scaimind import assert_benchmark\n" + tests)
-    result = pytester.runpytest_subprocess(*gate_project.args("-n", "2", "--scaimind-report=release.json"))
+    result = pytester.runpytest_subprocess(
+        *gate_project.args("-n", "2", "--scaimind-report=release.json")
+    )
     result.assert_outcomes(passed=8)
     assert gate_project.submissions() == 1
     out = result.stdout.str()
@@ -38,7 +40,9 @@ def test_host_local_starts_the_embedded_coordinator(pytester, monkeypatch):
     monkeypatch.delenv("SCAIGRID_API_KEY", raising=False)
     drive = pytester.path / "drive"
     model = write_model(drive, "acme/models/m", options={"answers": {"1+1=": "2"}})
-    dataset = write_custom_dataset(drive, "acme/eval/add.jsonl", [{"prompt": "1+1=", "reference": "2"}])
+    dataset = write_custom_dataset(
+        drive, "acme/eval/add.jsonl", [{"prompt": "1+1=", "reference": "2"}]
+    )
     pytester.makeini(
         f"""
 [pytest]
@@ -59,9 +63,29 @@ def test_add():
     )
     first = pytester.runpytest("--scaimind-job=job_local")
     first.assert_outcomes(passed=1)
-    first.stdout.fnmatch_lines(["*job job_local, model scaidrive://acme/models/m, evaluation eval_*"])
+    first.stdout.fnmatch_lines(
+        ["*job job_local, model scaidrive://acme/models/m, evaluation eval_*"]
+    )
     pytester.runpytest("--scaimind-job=job_local").assert_outcomes(passed=1)
     import sqlite3
 
     with sqlite3.connect(pytester.path / "local.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0] == 1
+
+
+def test_the_examples_gate_suite_passes_against_the_embedded_coordinator(pytester, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    monkeypatch.delenv("SCAIGRID_HOST", raising=False)
+    monkeypatch.delenv("SCAIGRID_API_KEY", raising=False)
+    example = Path(__file__).parents[2] / "examples" / "gates"
+    shutil.copytree(
+        example,
+        pytester.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"),
+    )
+    result = pytester.runpytest("--scaimind-job=job_demo", "--scaimind-report=release.md")
+    result.assert_outcomes(passed=6)
+    assert "- [x] **custom-acme-support" in (pytester.path / "release.md").read_text()

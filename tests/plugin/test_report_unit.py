@@ -8,16 +8,40 @@ from pytest_scaimind import _report
 
 RECORDS = [
     {
-        "test": "t.py::test_a", "benchmark": "mmlu[n=20]", "metric": "accuracy", "score": 0.65,
-        "threshold": 0.6, "baseline": None, "delta": 0.05, "n": 20, "verdict": "pass", "action": "pass",
-        "message": "mmlu[n=20] accuracy 0.6500 >= 0.6000", "evaluation_id": "eval_1",
-        "job_id": "job_1", "model_uri": "scaidrive://m", "checkpoint_id": "", "host": "http://h",
+        "test": "t.py::test_a",
+        "benchmark": "mmlu[n=20]",
+        "metric": "accuracy",
+        "score": 0.65,
+        "threshold": 0.6,
+        "baseline": None,
+        "delta": 0.05,
+        "n": 20,
+        "verdict": "pass",
+        "action": "pass",
+        "message": "mmlu[n=20] accuracy 0.6500 >= 0.6000",
+        "evaluation_id": "eval_1",
+        "job_id": "job_1",
+        "model_uri": "scaidrive://m",
+        "checkpoint_id": "",
+        "host": "http://h",
     },
     {
-        "test": "t.py::test_b", "benchmark": "arc", "metric": "acc", "score": 0.4, "threshold": 0.5,
-        "baseline": 0.52, "delta": -0.12, "n": 20, "verdict": "inconclusive", "action": "skip",
-        "message": "arc acc inconclusive", "evaluation_id": "eval_1",
-        "job_id": "job_1", "model_uri": "scaidrive://m", "checkpoint_id": "", "host": "http://h",
+        "test": "t.py::test_b",
+        "benchmark": "arc",
+        "metric": "acc",
+        "score": 0.4,
+        "threshold": 0.5,
+        "baseline": 0.52,
+        "delta": -0.12,
+        "n": 20,
+        "verdict": "inconclusive",
+        "action": "skip",
+        "message": "arc acc inconclusive",
+        "evaluation_id": "eval_1",
+        "job_id": "job_1",
+        "model_uri": "scaidrive://m",
+        "checkpoint_id": "",
+        "host": "http://h",
     },
 ]
 
@@ -25,7 +49,17 @@ RECORDS = [
 def test_table_is_aligned_one_row_per_gate():
     lines = _report.table(RECORDS)
     assert len(lines) == 3
-    assert lines[0].split() == ["test", "benchmark", "metric", "score", "threshold", "baseline", "delta", "n", "verdict"]
+    assert lines[0].split() == [
+        "test",
+        "benchmark",
+        "metric",
+        "score",
+        "threshold",
+        "baseline",
+        "delta",
+        "n",
+        "verdict",
+    ]
     assert lines[1].index("mmlu") == lines[0].index("benchmark")
     assert "+0.0500" in lines[1] and "PASS" in lines[1]
     assert "INCONCLUSIVE (skip)" in lines[2] and "0.5200" in lines[2]
@@ -47,6 +81,12 @@ def test_markdown_checklist_and_facts(tmp_path):
 def test_properties_round_trip_through_the_report_channel():
     props = _report.properties(RECORDS[0])
     names = [k for k, _ in props]
-    assert {"scaimind_benchmark", "scaimind_score", "scaimind_threshold", "scaimind_verdict", "scaimind_evaluation_id"} <= set(names)
+    assert {
+        "scaimind_benchmark",
+        "scaimind_score",
+        "scaimind_threshold",
+        "scaimind_verdict",
+        "scaimind_evaluation_id",
+    } <= set(names)
     assert "scaimind_baseline" not in names
     assert _report.records_of([("other", "x"), *props]) == [RECORDS[0]]

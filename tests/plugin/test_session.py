@@ -62,7 +62,9 @@ def test_reuse_only_errors_when_nothing_matches(gate_project):
     _suite(gate_project)
     result = gate_project.run("--scaimind-reuse=only")
     result.assert_outcomes(passed=1, errors=5)
-    result.stdout.fnmatch_lines(["*--scaimind-reuse=only: no COMPLETED or running evaluation of job*"])
+    result.stdout.fnmatch_lines(
+        ["*--scaimind-reuse=only: no COMPLETED or running evaluation of job*"]
+    )
     assert gate_project.submissions() == 0
 
 
@@ -73,7 +75,9 @@ def test_timeout_errors_in_setup_and_a_rerun_resumes_the_same_evaluation(gate_pr
     interrupted = gate_project.run("--scaimind-timeout=0.3")
     interrupted.assert_outcomes(passed=1, errors=5)
     [evaluation_id] = gate_project.evaluation_ids()
-    interrupted.stdout.fnmatch_lines([f"*evaluation {evaluation_id} still * after --scaimind-timeout=0.3s*"])
+    interrupted.stdout.fnmatch_lines(
+        [f"*evaluation {evaluation_id} still * after --scaimind-timeout=0.3s*"]
+    )
     resumed = gate_project.run("--scaimind-timeout=60")
     resumed.assert_outcomes(passed=5, failed=1)
     assert gate_project.evaluation_ids() == [evaluation_id]
@@ -114,7 +118,9 @@ def test_without_job_gates_skip_with_a_reason_naming_the_option(gate_project):
 
 def test_model_uri_comes_from_the_job_or_is_a_usage_error(gate_project, unique):
     _suite(gate_project)
-    result = gate_project.pytester.runpytest(*gate_project.args(f"--scaimind-job=job_missing_{unique}")[1:])
+    result = gate_project.pytester.runpytest(
+        *gate_project.args(f"--scaimind-job=job_missing_{unique}")[1:]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*job_missing_*--scaimind-model-uri=URI*"])
 
@@ -127,7 +133,12 @@ def test_checkpoint_is_part_of_the_request_and_of_reuse(gate_project):
     import sqlite3
 
     with sqlite3.connect(gate_project.coordinator.db_path) as conn:
-        checkpoints = {r[0] for r in conn.execute("SELECT checkpoint_id FROM evaluations WHERE job_id = ?", (gate_project.job_id,))}
+        checkpoints = {
+            r[0]
+            for r in conn.execute(
+                "SELECT checkpoint_id FROM evaluations WHERE job_id = ?", (gate_project.job_id,)
+            )
+        }
     assert checkpoints == {"", "ckpt-500"}
 
 
@@ -161,12 +172,12 @@ def test_same_name_other_spec():
 
 def test_bad_literal_arguments_are_a_usage_error_before_any_request(gate_project):
     gate_project.pytester.makepyfile(
-        test_bad='''
+        test_bad="""
 from pytest_scaimind import assert_benchmark
 
 def test_custom_without_dataset():
     assert_benchmark("custom-acme", min_score=0.5)
-'''
+"""
     )
     result = gate_project.run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR

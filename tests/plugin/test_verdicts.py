@@ -43,7 +43,7 @@ def test_confidence_gate_three_verdicts(gate_project, policy, outcomes):
     result.assert_outcomes(**outcomes)
     result.stdout.fnmatch_lines(["*95% CI [[]0.7639, 0.9911[]] lies below 0.9950*"])
     result.stdout.fnmatch_lines(["*inconclusive: 95% CI*straddles 0.9000*need n≈*to decide*"])
-    result.stdout.fnmatch_lines([f"*test_interval_straddles*INCONCLUSIVE*"])
+    result.stdout.fnmatch_lines(["*test_interval_straddles*INCONCLUSIVE*"])
 
 
 def test_baseline_bless_compare_and_live(gate_project):
@@ -58,13 +58,19 @@ def test_big_does_not_regress():
     )
     missing = gate_project.run()
     missing.assert_outcomes(failed=1)
-    missing.stdout.fnmatch_lines(["*no baseline: pass --scaimind-baseline=PATH and run once with --scaimind-update-baseline*"])
+    missing.stdout.fnmatch_lines(
+        [
+            "*no baseline: pass --scaimind-baseline=PATH and run once with --scaimind-update-baseline*"
+        ]
+    )
 
     path = pytester.path / "baseline.json"
     gate_project.run(f"--scaimind-baseline={path}").stdout.fnmatch_lines(
         ["*no baseline for * in *baseline.json: run once with --scaimind-update-baseline*"]
     )
-    gate_project.run(f"--scaimind-baseline={path}", "--scaimind-update-baseline").assert_outcomes(passed=1)
+    gate_project.run(f"--scaimind-baseline={path}", "--scaimind-update-baseline").assert_outcomes(
+        passed=1
+    )
     data = json.loads(path.read_text())
     spec_label = label(make_gate("custom-big", dataset=gate_project.big).spec)
     entry = data["benchmarks"][spec_label]
@@ -79,7 +85,9 @@ def test_big_does_not_regress():
     path.write_text(json.dumps(data))
     regressed = gate_project.run(f"--scaimind-baseline={path}")
     regressed.assert_outcomes(failed=1)
-    regressed.stdout.fnmatch_lines(["*score 0.9500 < 0.9800 [[]baseline 0.9900 - max_drop 0.01[]] (delta -0.0400)*"])
+    regressed.stdout.fnmatch_lines(
+        ["*score 0.9500 < 0.9800 [[]baseline 0.9900 - max_drop 0.01[]] (delta -0.0400)*"]
+    )
 
     path.write_text(json.dumps({"benchmarks": {spec_label: {"evaluation_id": evaluation_id}}}))
     gate_project.run(f"--scaimind-baseline={path}").assert_outcomes(passed=1)
@@ -88,7 +96,9 @@ def test_big_does_not_regress():
     assert gate_project.submissions() == 1
 
 
-def test_reports_junit_step_summary_and_no_secret_anywhere(gate_project, monkeypatch, scaimind_api_key):
+def test_reports_junit_step_summary_and_no_secret_anywhere(
+    gate_project, monkeypatch, scaimind_api_key
+):
     pytester = gate_project.pytester
     pytester.makepyfile(
         test_release=f'''
@@ -108,7 +118,12 @@ def test_qa():
     js = gate_project.run("--scaimind-report=out/release.json")
     [evaluation_id] = gate_project.evaluation_ids()
 
-    md.stdout.fnmatch_lines(["*scaimind quality gates*", "test*benchmark*metric*score*threshold*baseline*delta*n*verdict"])
+    md.stdout.fnmatch_lines(
+        [
+            "*scaimind quality gates*",
+            "test*benchmark*metric*score*threshold*baseline*delta*n*verdict",
+        ]
+    )
     assert md.stdout.str().count("scaimind quality gates") == 1
 
     props = {
@@ -124,7 +139,12 @@ def test_qa():
 
     text = (pytester.path / "out/release.md").read_text()
     assert "1/2 passed" in text and "- [x] **custom-big" in text and "- [ ] **custom-qa" in text
-    for fact in (gate_project.job_id, gate_project.model_uri, evaluation_id, gate_project.coordinator.url):
+    for fact in (
+        gate_project.job_id,
+        gate_project.model_uri,
+        evaluation_id,
+        gate_project.coordinator.url,
+    ):
         assert fact in text
     data = json.loads((pytester.path / "out/release.json").read_text())
     assert data["evaluation_ids"] == [evaluation_id] and data["passed"] == 1

@@ -149,7 +149,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
     """Read a message body framed by Content-Length or chunked encoding."""
     lower = {k.lower(): v for k, v in headers}
     if "chunked" in lower.get("transfer-encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
             if size == 0:

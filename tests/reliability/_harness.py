@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +212,272 @@ def _verdict(evaluation: Any, job: str) -> str:
         return f"{job}: {evaluation.job_id} ended {status} ({evaluation.error})"
     score = evaluation.score(BENCHMARK)
     return "" if abs(score - EXPECTED_SCORE) < 1e-9 else f"{job}: score {score}"
+
+
+@dataclass
+class CrashFigures:
+    """What the crash-restart scenario measured."""
+
+    kills: int = 0
+    evaluations: int = 0
+    completed_right: int = 0
+    lost: int = 0
+    ran_twice: list[str] = field(default_factory=list)
+    interrupted: int = 0
+    wrong_waits: list[str] = field(default_factory=list)
+    longest_recovery: float = 0.0
+    seconds: float = 0.0
+
+
+def free_port() -> int:
+    """A loopback port that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`scaimind-local serve` in a subprocess with a fixed port, db and drive; SIGKILL-able."""
+
+    def __init__(
+        self, workdir: Path, api_key: str, *, workers: int = 2, log_level: str = "warning"
+    ) -> None:
+        self.workdir, self.api_key, self.workers = workdir, api_key, workers
+        self.log_level = log_level
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_path = workdir / "crash.sqlite"
+        self.drive_root = workdir / "drive"
+        self.log = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> float:
+        """Start serving; returns the seconds until /healthz answered."""
+        started = time.monotonic()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("SCAIGRID_API_KEY", None)
+        cmd = [
+            sys.executable, "-m", "scaimind_local", "serve", "--port", str(self.port),
+            "--db", str(self.db_path), "--drive-root", str(self.drive_root),
+            "--workers", str(self.workers), "--api-key", self.api_key,
+            "--log-level", self.log_level,
+        ]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=self.workdir)
+        wait_until(self.healthy, timeout, f"scaimind-local serve on {self.url} (see {self.log})")
+        return time.monotonic() - started
+
+    def healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {self.proc.returncode}; see {self.log}")
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, exactly like a power cut of the process."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _register(url: str, api_key: str, job_id: str, model_uri: str) -> None:
+    body = json.dumps({"job_id": job_id, "model_uri": model_uri, "status": "COMPLETED"}).encode()
+    request = urllib.request.Request(
+        url + "/v1/modules/scaimind/jobs", data=body, method="POST",
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def crash_scenario(
+    workdir: Path, api_key: str, *, evaluations: int = 30, kills: int = 3, seed: int = 1,
+    delay: float = 0.15, deadline: float = 180.0,
+) -> CrashFigures:
+    """SIGKILL and restart the server `kills` times while `evaluations` are queued or running and
+    one client wait per evaluation spans the crashes; then check every result and every run."""
+    import scaimind_nb
+    from scaimind_local.testing import write_custom_dataset, write_model
+
+    rng = random.Random(seed)
+    server = ServerProcess(workdir, api_key)
+    runs_log = workdir / "runs.jsonl"
+    answers, benchmarks = {}, []
+    for i in range(evaluations):
+        rows = [{**row, "prompt": f"e{i} {row['prompt']}"} for row in ROWS]
+        answers.update({f"e{i} {p}": a for p, a in ANSWERS.items()})
+        dataset = write_custom_dataset(server.drive_root, f"org/crash/qa{i}.jsonl", rows)
+        benchmarks.append({"name": BENCHMARK, "dataset": dataset})
+    model_uri = write_model(
+        server.drive_root, "org/models/recorder", "tests.reliability._recorder:RecordingModel",
+        {"answers": answers, "delay": delay, "log": str(runs_log)},
+    )
+    figures = CrashFigures(evaluations=evaluations)
+    kill_times: list[float] = []
+    started = time.monotonic()
+    server.start()
+    try:
+        client = scaimind_nb.Client(
+            server.url, api_key, timeout=2.0, poll_interval=0.1, max_poll_interval=0.3,
+            call_deadline=60,
+        )
+        ids = []
+        for i, benchmark in enumerate(benchmarks):
+            _register(server.url, api_key, f"job_crash_{i}", model_uri)
+            ids.append(client.submit(f"job_crash_{i}", model_uri, [benchmark]).evaluation_id)
+        with ThreadPoolExecutor(max_workers=evaluations) as pool:
+            waits = [pool.submit(client.wait, eid, timeout=deadline) for eid in ids]
+            for _ in range(kills):
+                time.sleep(rng.uniform(0.3, 1.5))
+                server.kill()
+                kill_times.append(time.time())
+                down = time.monotonic()
+                server.start()
+                figures.kills += 1
+                figures.longest_recovery = max(figures.longest_recovery, time.monotonic() - down)
+            for i, future in enumerate(waits):
+                try:
+                    problem = _verdict(future.result(timeout=deadline + 30), f"job_crash_{i}")
+                except Exception as exc:
+                    problem = f"wait for {ids[i]}: {type(exc).__name__}: {exc}"
+                if problem:
+                    figures.wrong_waits.append(problem)
+        client.close()
+    finally:
+        server.stop()
+    figures.seconds = time.monotonic() - started
+    with sqlite3.connect(server.db_path) as conn:
+        stored = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, status, results, completed_at FROM evaluations"
+        )}
+    calls = [json.loads(line) for line in runs_log.read_text().splitlines()]
+    for i, eid in enumerate(ids):
+        if eid not in stored:
+            figures.lost += 1
+            continue
+        status, results, completed_at = stored[eid]
+        scores = [r["score"] for r in json.loads(results)]
+        if status == "COMPLETED" and scores == [EXPECTED_SCORE]:
+            figures.completed_right += 1
+        figures.interrupted += len({c["pid"] for c in calls if c["prompts"][0].startswith(f"e{i} ")}) > 1
+        last_prompt = f"e{i} {ROWS[-1]['prompt']}"
+        finished = [c["t"] for c in calls if last_prompt in c["prompts"]]
+        done_at = _epoch(completed_at) if completed_at else float("inf")
+        # a finished run counts unless a kill interrupted it before its result was committed
+        completed_runs = [t for t in finished if not any(t <= k <= done_at for k in kill_times)]
+        if len(completed_runs) != 1:
+            figures.ran_twice.append(f"{eid}: {len(completed_runs)} completed runs")
+    return figures
+
+
+@dataclass
+class SoakFigures:
+    """What the load/soak scenario measured."""
+
+    evaluations: int = 0
+    completed_right: int = 0
+    paginations: int = 0
+    pagination_problems: list[str] = field(default_factory=list)
+    polls: int = 0
+    rss_after_first_100_mb: float = 0.0
+    rss_after_run_mb: float = 0.0
+    memory_growth: float = 0.0
+    integrity: str = ""
+    seconds: float = 0.0
+
+
+def _completed(db_path: Path) -> int:
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM evaluations WHERE status='COMPLETED'").fetchone()[0])
+
+
+def soak_scenario(workdir: Path, api_key: str, *, evaluations: int = 150, page_size: int = 7) -> SoakFigures:
+    """Many small evaluations through two workers while clients poll and page the listing."""
+    import psutil
+
+    import scaimind_nb
+
+    server = ServerProcess(workdir, api_key, workers=2)
+    model_uri, benchmark = scored_model(server.drive_root, tag="-soak")
+    figures = SoakFigures(evaluations=evaluations)
+    started = time.monotonic()
+    server.start()
+    assert server.proc is not None
+    process = psutil.Process(server.proc.pid)
+    submitted: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        _register(server.url, api_key, "job_soak", model_uri)
+        client = scaimind_nb.Client(server.url, api_key, timeout=10, call_deadline=120)
+
+        def submit(count: int) -> None:
+            for _ in range(count):
+                eid = client.submit("job_soak", model_uri, [benchmark]).evaluation_id
+                with lock:
+                    submitted.append(eid)
+
+        def paginate() -> None:
+            while not stop.is_set():
+                with lock:
+                    before = set(submitted)
+                listed = [e.evaluation_id for e in client.iter_evaluations(page_size=page_size)]
+                figures.paginations += 1
+                repeated = len(listed) - len(set(listed))
+                missing = before - set(listed)
+                if repeated or missing:
+                    figures.pagination_problems.append(f"{repeated} listed twice, {len(missing)} missing")
+
+        def poll() -> None:
+            rng = random.Random(0)
+            while not stop.is_set():
+                with lock:
+                    eid = rng.choice(submitted) if submitted else None
+                if eid:
+                    client.get(eid)
+                    figures.polls += 1
+                time.sleep(0.01)
+
+        first = min(100, evaluations)
+        submit(first)
+        wait_until(lambda: _completed(server.db_path) >= first, 300, f"{first} completions")
+        figures.rss_after_first_100_mb = process.memory_info().rss / 2**20
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            watchers = [pool.submit(paginate), pool.submit(poll)]
+            try:
+                submit(evaluations - first)
+                wait_until(lambda: _completed(server.db_path) >= evaluations, 600, "all completions")
+            finally:
+                stop.set()
+            for watcher in watchers:
+                watcher.result()
+        figures.rss_after_run_mb = process.memory_info().rss / 2**20
+        figures.memory_growth = figures.rss_after_run_mb / figures.rss_after_first_100_mb - 1
+        for eid in submitted:
+            if _verdict(client.get(eid), "job_soak") == "":
+                figures.completed_right += 1
+        client.close()
+    finally:
+        server.stop()
+    with sqlite3.connect(server.db_path) as conn:
+        figures.integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    figures.seconds = time.monotonic() - started
+    return figures
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

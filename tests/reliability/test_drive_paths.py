@@ -15,7 +15,7 @@ from scaimind_local._drive import Drive
 _SEGMENTS = [
     "..", ".", "", "org", "data.jsonl", "out", "loop", "drive-sibling", "~", "C:", "c:\\",
     "%2e%2e", "%2E%2e", ".%2e", "%2e.", "%2f", "%2F", "%5c", "%5C", "..%2f", "%2e%2e%2f",
-    "%252e%252e", "%00", "\x00", "\\", "\\..", "..\\..", "%c0%ae%c0%ae", "\u2025", "．．",
+    "%252e%252e", "%00", "\x00", "\\", "\\..", "..\\..", "%c0%ae%c0%ae", "\u2025", "\uff0e\uff0e",
     "/", "//", "%2f%2e%2e", "etc", "passwd",
 ]
 

@@ -67,11 +67,11 @@ def test_clean_passage_keeps_connection_and_counts_forwards(tiny: str) -> None:
 
 
 def test_latency_delays_but_delivers(tiny: str) -> None:
-    with FaultProxy(tiny, ScriptedPlan([Fault("latency", seconds=0.3)])) as proxy:
-        with _client(proxy) as client:
-            started = time.monotonic()
-            assert client.get("/slow").status_code == 200
-            assert time.monotonic() - started >= 0.3
+    plan = ScriptedPlan([Fault("latency", seconds=0.3)])
+    with FaultProxy(tiny, plan) as proxy, _client(proxy) as client:
+        started = time.monotonic()
+        assert client.get("/slow").status_code == 200
+        assert time.monotonic() - started >= 0.3
     assert proxy.counts == {"latency": 1}
 
 
@@ -92,9 +92,12 @@ def test_status_and_throttle_answer_without_forwarding(tiny: str) -> None:
 
 @pytest.mark.parametrize(("kind", "reached"), [("reset_before", 0), ("reset_after", 1)])
 def test_resets_before_and_after_forwarding(tiny: str, kind: str, reached: int) -> None:
-    with FaultProxy(tiny, ScriptedPlan([Fault(kind)])) as proxy, _client(proxy) as client:
-        with pytest.raises(httpx.TransportError):
-            client.post("/items", json={"n": 1})
+    with (
+        FaultProxy(tiny, ScriptedPlan([Fault(kind)])) as proxy,
+        _client(proxy) as client,
+        pytest.raises(httpx.TransportError),
+    ):
+        client.post("/items", json={"n": 1})
     assert len(_Tiny.posts) == reached
     assert proxy.counts[kind] == 1
 
@@ -115,12 +118,12 @@ def test_garbage_body_is_not_json(tiny: str) -> None:
 
 
 def test_stall_outlasts_the_read_timeout(tiny: str) -> None:
-    with FaultProxy(tiny, ScriptedPlan([Fault("stall", seconds=5)])) as proxy:
-        with httpx.Client(base_url=proxy.url, timeout=0.3) as client:
-            started = time.monotonic()
-            with pytest.raises(httpx.ReadTimeout):
-                client.get("/stuck")
-            assert time.monotonic() - started < 2
+    plan = ScriptedPlan([Fault("stall", seconds=5)])
+    with FaultProxy(tiny, plan) as proxy, httpx.Client(base_url=proxy.url, timeout=0.3) as client:
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            client.get("/stuck")
+        assert time.monotonic() - started < 2
     assert proxy.counts == {"stall": 1}
 
 

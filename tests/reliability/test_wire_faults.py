@@ -35,10 +35,12 @@ def test_ambiguous_submit_failure_creates_exactly_one_evaluation(
     model_uri, benchmark = scored_model(fresh_coordinator.drive_root, tag="-amb")
     fresh_coordinator.register_job("job_amb", model_uri)
     posts = ScriptedPlan([Fault(kind, seconds=2)], match=lambda r: r.method == "POST")
-    with FaultProxy(fresh_coordinator.url, posts) as proxy:
-        with scaimind_nb.Client(proxy.url, fresh_coordinator.api_key, timeout=1.0) as client:
-            submitted = client.submit("job_amb", model_uri, [benchmark])
-            final = client.wait(submitted.evaluation_id, timeout=30, poll_interval=0.05)
+    with (
+        FaultProxy(fresh_coordinator.url, posts) as proxy,
+        scaimind_nb.Client(proxy.url, fresh_coordinator.api_key, timeout=1.0) as client,
+    ):
+        submitted = client.submit("job_amb", model_uri, [benchmark])
+        final = client.wait(submitted.evaluation_id, timeout=30, poll_interval=0.05)
     assert proxy.counts[kind] == 1
     assert final.status.value == "COMPLETED"
     assert evaluations_per_job(fresh_coordinator.db_path)["job_amb"] == 1
@@ -48,7 +50,9 @@ def test_garbled_answer_to_a_get_is_retried(fresh_coordinator: Any) -> None:
     import scaimind_nb
 
     gets = ScriptedPlan([Fault("garbage")], match=lambda r: r.method == "GET")
-    with FaultProxy(fresh_coordinator.url, gets) as proxy:
-        with scaimind_nb.Client(proxy.url, fresh_coordinator.api_key) as client:
-            assert client.list_evaluations().evaluations == []
+    with (
+        FaultProxy(fresh_coordinator.url, gets) as proxy,
+        scaimind_nb.Client(proxy.url, fresh_coordinator.api_key) as client,
+    ):
+        assert client.list_evaluations().evaluations == []
     assert proxy.counts["garbage"] == 1

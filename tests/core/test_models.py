@@ -1,0 +1,120 @@
+"""Benchmark validation and coercion, the primary-metric rule, lookups with helpful errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from scaimind_nb import (
+    Benchmark,
+    BenchmarkResult,
+    ScaimindKeyError,
+    ScaimindValueError,
+    parse_evaluation,
+)
+
+
+def test_benchmark_coerce_and_request_shape() -> None:
+    assert Benchmark.coerce("mmlu") == Benchmark("mmlu")
+    b = Benchmark.coerce(
+        {
+            "name": "custom-qa",
+            "dataset": "scaidrive://o/d.jsonl",
+            "numSamples": 5,
+            "parameters": {"k": "v"},
+        }
+    )
+    assert b.to_request() == {
+        "name": "custom-qa",
+        "dataset": "scaidrive://o/d.jsonl",
+        "num_samples": 5,
+        "parameters": {"k": "v"},
+    }
+    assert Benchmark("mmlu", parameters={}).to_request() == {"name": "mmlu"}
+    assert Benchmark("mmlu", parameters={"b": "2", "a": "1"}).key() == (
+        "mmlu",
+        None,
+        None,
+        (("a", "1"), ("b", "2")),
+    )
+    assert Benchmark.coerce(b) is b
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.name = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": ""}, "non-empty"),
+        ({"name": "custom-x"}, "needs a dataset"),
+        ({"name": "mmlu", "num_samples": 0}, ">= 1"),
+        ({"name": "mmlu", "num_samples": True}, ">= 1"),
+        ({"name": "mmlu", "num_samples": 2.5}, ">= 1"),
+        ({"name": "mmlu", "parameters": {"shots": 5}}, "'shots'"),
+        ({"name": "mmlu", "parameters": ["a"]}, "dict of str"),
+        ({"name": "mmlu", "dataset": ""}, "dataset"),
+    ],
+)
+def test_benchmark_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ScaimindValueError, match=match):
+        Benchmark(**kwargs)
+
+
+def test_coerce_rejects_unknown_keys_by_name() -> None:
+    with pytest.raises(ValueError, match="'shots', 'seed'"):
+        Benchmark.coerce({"name": "mmlu", "shots": 5, "seed": 1})
+
+
+@pytest.mark.parametrize(
+    ("metrics", "primary"),
+    [
+        ({"f1": 0.1, "Score": 0.2, "accuracy": 0.3}, "Score"),
+        ({"f1": 0.1, "acc": 0.2, "accuracy": 0.3}, "accuracy"),
+        ({"f1": 0.1, "acc_norm": 0.2, "acc": 0.3}, "acc"),
+        ({"f1": 0.1, "ExactMatch": 0.4}, "ExactMatch"),
+        ({"f1": 0.1, "pass_at_1": 0.5}, "pass_at_1"),
+        ({"f1": 0.1, "pass@1": 0.5}, "pass@1"),
+        ({"bleu": 0.7}, "bleu"),
+    ],
+)
+def test_primary_metric_rule(metrics: dict, primary: str) -> None:
+    r = BenchmarkResult("b", metrics)
+    assert r.primary_metric == primary and r.score == metrics[primary]
+
+
+def test_primary_metric_ambiguous_lists_metrics() -> None:
+    r = BenchmarkResult("b", {"bleu": 0.1, "rouge": 0.2})
+    with pytest.raises(ScaimindKeyError, match="bleu, rouge"):
+        _ = r.score
+    assert r.value("ROUGE") == 0.2
+    with pytest.raises(KeyError, match="available: bleu, rouge"):
+        r.value("f1")
+
+
+def test_evaluation_lookups() -> None:
+    ev = parse_evaluation(
+        {
+            "evaluation_id": "e",
+            "results": [{"benchmark": "MMLU", "metrics": {"acc": 0.5}, "stderr": {"acc": 0.1}}],
+        }
+    )
+    assert ev.result("mmlu").benchmark == "MMLU"
+    assert ev.result("MMLU").stderr_of() == 0.1
+    with pytest.raises(KeyError, match="available: MMLU"):
+        ev.result("gsm8k")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.status = None  # type: ignore[misc,assignment]
+
+
+def test_models_are_hashable_despite_dict_fields() -> None:
+    ev = parse_evaluation(
+        {"evaluation_id": "e", "results": [{"benchmark": "b", "metrics": {"acc": 0.5}}]}
+    )
+    same = parse_evaluation(
+        {"evaluationId": "e", "results": {"b": {"metrics": [{"name": "acc", "value": 0.5}]}}}
+    )
+    assert ev == same and hash(ev) == hash(same) and len({ev, same}) == 1
+    assert hash(ev.results[0]) == hash(same.results[0])
+    b = Benchmark("mmlu", parameters={"k": "v"})
+    assert {b: 1}[Benchmark.coerce({"name": "mmlu", "parameters": {"k": "v"}})] == 1
