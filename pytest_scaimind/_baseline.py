@@ -9,16 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_scaimind._gates import blind
+
 FORMAT = "scaimind-baseline/1"
 
 
 class BaselineError(ValueError):
     """The baseline file cannot be read or has the wrong shape."""
-
-
-def blind(name: str) -> str:
-    """Metric names compared case-, underscore- and punctuation-blind."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 @dataclass

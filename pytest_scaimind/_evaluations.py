@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from scaimind_nb import (
     Evaluation,
     NotFoundError,
     ScaimindError,
+    ScaimindValueError,
     Status,
     WaitTimeoutError,
     find_evaluation,
@@ -50,7 +51,6 @@ class Batch:
     error: str | None = None
     started: bool = False
     finished: bool = False
-    _request: dict[str, Any] = field(default_factory=dict)
 
     def holds(self, spec: Benchmark) -> bool:
         """Whether this batch evaluates exactly `spec`."""
@@ -98,8 +98,6 @@ class Evaluations:
         self.client = client
         self.host = host
         self.model_uri = model_uri
-        self.deadline = time.monotonic() + options.timeout
-        self.submitted = 0
 
     def start(self, batch: Batch) -> None:
         """Find or submit the batch's evaluation (once); failures are kept for the gate tests."""
@@ -114,7 +112,6 @@ class Evaluations:
                 "benchmarks": [s.to_request() for s in batch.specs],
             }
             self.config.hook.pytest_scaimind_modify_request(config=self.config, request=request)
-            batch._request = request
             key = request_key(self.host, request)
             shared = self._shared_dir()
             if shared is None:
@@ -127,7 +124,7 @@ class Evaluations:
             batch.error = self._describe(exc)
 
     def finish(self, batch: Batch) -> None:
-        """Wait for the batch's evaluation within the session's deadline; raise InfraError on failure."""
+        """Wait (at most --scaimind-timeout) for the batch's evaluation; raise InfraError on failure."""
         self.start(batch)
         if not batch.finished:
             batch.finished = True
@@ -147,10 +144,11 @@ class Evaluations:
 
     def _wait(self, batch: Batch) -> Evaluation:
         assert batch.evaluation_id is not None
-        remaining = max(0.01, self.deadline - time.monotonic())
         try:
             evaluation = self.client.wait(
-                batch.evaluation_id, timeout=remaining, poll_interval=self.options.poll_interval
+                batch.evaluation_id,
+                timeout=self.options.timeout,
+                poll_interval=self.options.poll_interval,
             )
         except WaitTimeoutError as exc:
             status = exc.last.status.value if exc.last is not None else "unknown"
@@ -188,7 +186,6 @@ class Evaluations:
             [Benchmark.coerce(b) for b in request["benchmarks"]],
             checkpoint_id=request["checkpoint_id"],
         )
-        self.submitted += 1
         self._remember(
             cache_key,
             {
@@ -245,8 +242,9 @@ class Evaluations:
         try:
             os.close(os.open(shared / f"{key}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
+            deadline = time.monotonic() + self.options.timeout
             while not answer.exists():
-                if time.monotonic() > self.deadline:
+                if time.monotonic() > deadline:
                     raise InfraError(
                         f"another xdist worker did not finish submitting within --scaimind-timeout={self.options.timeout:g}s"
                     ) from None
@@ -269,6 +267,8 @@ class Evaluations:
         where = f" (evaluation {evaluation_id})" if evaluation_id else ""
         if isinstance(exc, APIConnectionError):
             return f"cannot reach the coordinator at {self.host}{where}: {exc}"
+        if isinstance(exc, ScaimindValueError):
+            return f"invalid evaluation request (check pytest_scaimind_modify_request hooks): {exc}"
         return f"coordinator error at {self.host}{where}: {exc}"
 
 

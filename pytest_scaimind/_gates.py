@@ -11,7 +11,7 @@ from scaimind_nb import Benchmark
 
 Outcome = Literal["pass", "fail", "inconclusive", "error"]
 
-_NAMED_PROPORTIONS = {"accuracy", "acc", "exactmatch", "pass1", "passat1", "score", "f1", "em"}
+_NAMED_PROPORTIONS = {"accuracy", "acc", "exactmatch", "em", "pass1", "passat1", "score"}
 
 
 def label(spec: Benchmark) -> str:
@@ -106,9 +106,14 @@ def _decisive(p: float, n: int, threshold: float, confidence: float) -> bool:
     return low >= threshold if p > threshold else high < threshold
 
 
+def blind(name: str) -> str:
+    """Metric names compared case-, underscore- and punctuation-blind."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def is_proportion(metric: str, value: float) -> bool:
     """A metric that counts successes among samples: value in [0, 1] under a rate-like name."""
-    key = "".join(ch for ch in metric.lower() if ch.isalnum())
+    key = blind(metric)
     return 0.0 <= value <= 1.0 and (
         key in _NAMED_PROPORTIONS or key.endswith(("accuracy", "acc", "rate"))
     )

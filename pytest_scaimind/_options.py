@@ -96,14 +96,14 @@ OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
     ),
     (
         "local_drive",
-        "drive root of the embedded coordinator (--scaimind-host local)",
+        "drive root of the embedded coordinator (--scaimind-host local; default in .pytest_cache)",
         None,
         str,
         None,
     ),
     (
         "local_db",
-        "SQLite file of the embedded coordinator (--scaimind-host local; default a temp file)",
+        "SQLite file of the embedded coordinator (--scaimind-host local; default in .pytest_cache)",
         None,
         str,
         None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -51,6 +52,7 @@ class ScaimindSession:
         self.current_item: pytest.Item | None = None
         self._client: Client | None = None
         self._local: Any = None
+        self._exit = contextlib.ExitStack()
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
@@ -78,22 +80,26 @@ class ScaimindSession:
         return self._local.url, self._local.api_key
 
     def _start_local(self) -> None:
+        """Serve the embedded coordinator for this session (closed at unconfigure)."""
         from scaimind_local import LocalCoordinator
 
-        db = self.options.local_db or str(self._local_dir() / "coordinator.sqlite")
-        drive = self.options.local_drive or str(self._local_dir() / "drive")
-        self._local = LocalCoordinator(db_path=db, drive_root=drive)
-        self._local.__enter__()
+        cache = getattr(self.config, "cache", None)
+        if self.options.local_db and self.options.local_drive:
+            base = Path()
+        elif cache is not None:
+            base = Path(cache.mkdir("scaimind-local"))
+        else:
+            base = Path(
+                self._exit.enter_context(tempfile.TemporaryDirectory(prefix="scaimind-local-"))
+            )
+        self._local = self._exit.enter_context(
+            LocalCoordinator(
+                db_path=self.options.local_db or base / "coordinator.sqlite",
+                drive_root=self.options.local_drive or base / "drive",
+            )
+        )
         if self.options.model_uri:
             self._local.register_job(self.options.job, self.options.model_uri)
-
-    def _local_dir(self) -> Path:
-        cache = getattr(self.config, "cache", None)
-        return Path(
-            cache.mkdir("scaimind-local")
-            if cache is not None
-            else tempfile.mkdtemp(prefix="scaimind-local-")
-        )
 
     @property
     def client(self) -> Client:
@@ -202,9 +208,10 @@ class ScaimindSession:
         for line in _report.table(self.records):
             terminalreporter.write_line(line)
         facts = self._facts()
-        evals = ", ".join(facts["evaluation_ids"]) or "-"
+        reused = {r["evaluation_id"] for r in self.records if r.get("reused")}
+        evals = ", ".join(e + (" (reused)" if e in reused else "") for e in facts["evaluation_ids"])
         terminalreporter.write_line(
-            f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals}"
+            f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals or '-'}"
         )
         if self.options.update_baseline:
             terminalreporter.write_line(f"baseline updated: {self.options.baseline}")
@@ -214,9 +221,7 @@ class ScaimindSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._client is not None:
             self._client.close()
-        if self._local is not None:
-            self._local.__exit__(None, None, None)
-            self._local = None
+        self._exit.close()
 
     # -- obtaining results -----------------------------------------------------------------
 
@@ -305,7 +310,7 @@ class ScaimindSession:
         verdict = self._judge(gate, result, batch.evaluation_id)
         action = self.options.inconclusive if verdict.outcome == "inconclusive" else verdict.outcome
         if item is not None:
-            self._record(item, gate, verdict, action, result)
+            self._record(item, gate, verdict, action, result, reused=batch.reused)
         if action in ("fail", "error"):
             pytest.fail(verdict.message, pytrace=False)
         if action == "skip":
@@ -400,6 +405,8 @@ class ScaimindSession:
         verdict: Verdict,
         action: str,
         result: BenchmarkResult | None = None,
+        *,
+        reused: bool | None = None,
     ) -> None:
         """Attach the gate's figures to the test as JUnit properties (and for the reports)."""
         record: dict[str, Any] = {
@@ -420,6 +427,7 @@ class ScaimindSession:
             "action": action,
             "message": verdict.message,
             "evaluation_id": verdict.evaluation_id,
+            "reused": reused,
             "metrics": dict(result.metrics) if result is not None else None,
             "stderr": dict(result.stderr) if result is not None else None,
             "job_id": self.options.job,

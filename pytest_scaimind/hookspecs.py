@@ -16,7 +16,10 @@ def pytest_scaimind_modify_request(config: pytest.Config, request: dict[str, Any
 
 
 def pytest_scaimind_evaluation_done(config: pytest.Config, evaluation: Any) -> None:
-    """See each finished (terminal) `scaimind_nb.Evaluation` the session obtained, reused or new."""
+    """See each COMPLETED `scaimind_nb.Evaluation` the session used, reused or new.
+
+    Called in the process that waited for it: under xdist, once in every worker that needed it.
+    """
 
 
 @pytest.hookspec(firstresult=True)

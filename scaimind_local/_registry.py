@@ -7,7 +7,6 @@ object (or a list of them), or at a plugin implementing the `scaimind_local_benc
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
@@ -21,7 +20,6 @@ ENTRY_POINT_GROUP = "scaimind_local.benchmarks"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 _BUILTINS = ("custom", "humaneval", "mmlu")
-log = logging.getLogger(__name__)
 
 
 class _Hooks:

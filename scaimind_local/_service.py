@@ -130,6 +130,8 @@ class Service:
             for index, raw in enumerate(row["benchmarks"]):
                 if index in done:
                     continue
+                if self._cancelled(eval_id):  # also between benchmarks, whatever the runner does
+                    raise BenchmarkCancelled(eval_id)
                 spec = BenchmarkSpec(**raw)
                 current = f"benchmark {spec.name}"
                 runner = self.registry.get(spec.name)
@@ -147,7 +149,7 @@ class Service:
                         "benchmark": spec.name,
                         "score": metrics.get(primary, 0.0) if primary else 0.0,
                         "metrics": metrics,
-                        "stderr": {k: float(v) for k, v in out.stderr.items()},
+                        "stderr": {k: float(v) for k, v in out.stderr.items() if v is not None},
                         "num_samples": out.num_samples,
                         "extra": {**out.extra, "spec_index": index},
                     }

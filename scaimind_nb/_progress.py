@@ -292,6 +292,7 @@ class WidgetView:
         self.board = board
         self.rows: dict[str, RowWidgets] = {}
         self.box = _board_box_class()(board)
+        self.box.add_class("scaimind-board")
         self.handle: Any = None
 
     def add(self, run: EvaluationRun) -> None:
@@ -370,6 +371,7 @@ class RowWidgets:
         self.bars: dict[str, tuple[Any, Any, Any]] = {}
         self.results = w.HTML()
         self.box = w.VBox([w.HBox([self.header, self.cancel]), self.bar_box, self.results])
+        self.box.add_class("scaimind-row")
 
     def _on_cancel(self, _button: Any) -> None:
         self.cancel.disabled = True

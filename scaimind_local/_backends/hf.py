@@ -193,31 +193,39 @@ class HFModel:
         return ids, first
 
     def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """Sum of the continuation's token log-probs given the context, batched."""
+        """Sum of the continuation's token log-probs given the context, batched.
+
+        Pairs whose inputs coincide (the four one-token answer letters after one question)
+        share a single row of the forward pass.
+        """
         torch = self._torch
         split = [self._split(c, x) for c, x in pairs]
-        order = sorted(range(len(split)), key=lambda i: -len(split[i][0]))
+        rows: dict[tuple[int, ...], list[int]] = {}
+        for i, (ids, _) in enumerate(split):
+            rows.setdefault(tuple(ids[:-1]), []).append(i)
+        inputs = sorted(rows, key=len, reverse=True)
         scores = [0.0] * len(split)
+        pad = self.tokenizer.pad_token_id
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                width = max(len(split[i][0]) for i in chunk)
-                pad = self.tokenizer.pad_token_id
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    seq = split[i][0]
+            for start in range(0, len(inputs), self.batch_size):
+                chunk = inputs[start : start + self.batch_size]
+                ids = torch.full((len(chunk), len(chunk[0])), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for row, seq in enumerate(chunk):
                     ids[row, : len(seq)] = torch.tensor(seq)
                     mask[row, : len(seq)] = 1
                 logits = self.model(
                     input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
                 ).logits.float()
                 logprobs = torch.log_softmax(logits, dim=-1)
-                for row, i in enumerate(chunk):
-                    seq, first = split[i]
-                    targets = torch.tensor(seq[first:], device=self.device)
-                    rows = logprobs[row, first - 1 : len(seq) - 1]
-                    scores[i] = float(rows.gather(1, targets[:, None]).sum())
+                for row, seq in enumerate(chunk):
+                    for i in rows[seq]:
+                        full, first = split[i]
+                        targets = torch.tensor(full[first:], device=self.device)
+                        picked = logprobs[row, first - 1 : len(full) - 1].gather(
+                            1, targets[:, None]
+                        )
+                        scores[i] = float(picked.sum())
         return scores
 
 

@@ -93,7 +93,7 @@ def test_real_read_timeout_is_typed_and_bounded(server_url: str) -> None:
         start = time.monotonic()
         with pytest.raises(APITimeoutError):
             client.get("slow")
-        assert time.monotonic() - start < 1.8
+        assert time.monotonic() - start < 3.0
 
 
 def test_call_deadline_caps_all_retries(server_url: str) -> None:
@@ -101,7 +101,7 @@ def test_call_deadline_caps_all_retries(server_url: str) -> None:
         start = time.monotonic()
         with pytest.raises(APITimeoutError):
             client.get("slow")
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 2.5
 
 
 def test_api_key_never_leaks(

@@ -141,3 +141,16 @@ def test_model_cache_reloads_when_the_manifest_changes(tmp_path: Path, user_modu
     assert second is not first
     assert second.generate(["x"], max_new_tokens=1, temperature=0, stop=None) == ["b"]
     assert len(user_models_mod.LOADS) == 2
+
+
+def test_a_backend_without_its_extra_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scaimind_local import InvalidBenchmark
+    from scaimind_local._backends import _BACKENDS, check_model
+
+    module, extra, _ = _BACKENDS["hf"]
+    monkeypatch.setitem(_BACKENDS, "hf", (module, extra, ("surely_not_installed_mod",)))
+    write_model(tmp_path, "m", backend="hf", file="model.gguf")
+    with pytest.raises(InvalidBenchmark, match=r"pip install 'scaimind-nb\[hf\]'"):
+        check_model(read_manifest(tmp_path / "m"), {})

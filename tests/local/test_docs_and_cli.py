@@ -138,3 +138,21 @@ def test_serve_prints_a_generated_key_once_and_a_given_key_never(tmp_path: Path)
     out = proc.stdout.read() + proc.stderr.read()
     assert given not in out
     assert "export SCAIGRID_HOST=" + url in out
+
+
+def test_demo_delegates_to_the_demo_module_or_says_it_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    from scaimind_local._cli import main
+
+    monkeypatch.setitem(sys.modules, "scaimind_local._demo", None)
+    with pytest.raises(SystemExit, match="the demo is not available"):
+        main(["demo"])
+    calls: list[list[str]] = []
+    fake = types.ModuleType("scaimind_local._demo")
+    fake.main = lambda argv: calls.append(argv) or 3  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "scaimind_local._demo", fake)
+    assert main(["demo", "--fast", "x"]) == 3
+    assert calls == [["--fast", "x"]]

@@ -105,12 +105,12 @@ def test_quickstart_in_jupyterlab(jupyterlab: str) -> None:
             expect(idle).to_be_attached(timeout=60_000)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            first = page.locator(".jp-OutputArea-output .widget-vbox").first
+            first = page.locator(".jp-OutputArea-output .scaimind-board").first
             first.wait_for(timeout=60_000)
             # the live widget rendered (not the text fallback) and reached its success state
-            success = page.locator(".widget-progress .progress-bar-success")
+            success = page.locator(".scaimind-board .widget-hprogress .progress-bar-success")
             expect(success).to_have_count(4, timeout=120_000)
-            expect(page.locator(".jp-OutputArea-output .widget-vbox").first).to_contain_text("COMPLETED")
+            expect(first).to_contain_text("COMPLETED")
             expect(page.locator("table.scaimind-results").first).to_be_visible()
             expect(page.locator("table.dataframe").first).to_contain_text("exact_match")
             expect(page.locator(".jp-OutputArea-output", has_text="the kernel is free while")).to_have_count(1)
@@ -119,6 +119,7 @@ def test_quickstart_in_jupyterlab(jupyterlab: str) -> None:
             page.screenshot(path=str(ARTIFACTS / "quickstart-jupyterlab.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "quickstart-jupyterlab-failure.png"), full_page=True)
+            (ARTIFACTS / "quickstart-jupyterlab-failure.html").write_text(page.content())
             raise
         finally:
             browser.close()

@@ -44,8 +44,10 @@ def test_one_submission_for_the_session_and_none_on_rerun(gate_project):
     line = next(ln for ln in first.outlines if "custom-qa" in ln and "< 0.8000" in ln)
     for part in ("score 0.7500", "min_score 0.8", "delta -0.0500", "n=4", evaluation_id):
         assert part in line
+    assert f"evaluation {evaluation_id} (reused)" not in first.stdout.str()
     second = gate_project.run()
     second.assert_outcomes(passed=5, failed=1)
+    second.stdout.fnmatch_lines([f"job *, evaluation {evaluation_id} (reused)"])
     assert gate_project.submissions() == 1
 
 
@@ -183,3 +185,56 @@ def test_custom_without_dataset():
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_bad.py::test_custom_without_dataset*needs a dataset*"])
     assert gate_project.submissions() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--scaimind-timeout=soon"],
+            "*--scaimind-timeout must be a number of seconds, got 'soon'*",
+        ),
+        (["--scaimind-report=out.txt"], "*--scaimind-report must end in .md or .json*"),
+        (
+            ["--scaimind-update-baseline"],
+            "*--scaimind-update-baseline needs --scaimind-baseline=PATH*",
+        ),
+        (["-o", "scaimind_reuse=sometimes"], "*--scaimind-reuse must be one of auto, never, only*"),
+    ],
+)
+def test_bad_options_are_one_line_usage_errors(pytester, args, message):
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest("--scaimind-job=job_x", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.slow
+def test_a_killed_session_is_resumed_not_resubmitted(gate_project, unique):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = gate_project.model(f"org/models/slow-{unique}", delay=0.05)
+    gate_project.coordinator.register_job(gate_project.job_id, slow)
+    _suite(gate_project)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *gate_project.args()],
+        cwd=gate_project.pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cached = gate_project.pytester.path / ".pytest_cache" / "v" / "scaimind" / "evaluations"
+    try:
+        deadline = time.monotonic() + 60
+        while not (cached.is_dir() and any(cached.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    [evaluation_id] = gate_project.evaluation_ids()
+    time.sleep(1.0)
+    # a 0.5 s reuse window hides the evaluation from the listing: only the cached id can resume it
+    gate_project.run("--scaimind-reuse-window=0.00014").assert_outcomes(passed=5, failed=1)
+    assert gate_project.evaluation_ids() == [evaluation_id]

@@ -43,7 +43,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, scaimind_api_key: str) -> 
         base / "db.sqlite", base / "drive", api_key=scaimind_api_key, workers=1,
         settings={"custom_max_bytes": DATASET_LIMIT},
     ) as coordinator:
-        model_uri, benchmark = scored_model(coordinator.drive_root, tag="-hostile")
+        model_uri, _ = scored_model(coordinator.drive_root, tag="-hostile")
         coordinator.register_job("job_hostile", model_uri)
         yield coordinator
 

