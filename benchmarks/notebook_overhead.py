@@ -61,7 +61,10 @@ def load_ext_seconds(ext: str, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, "-c", LOAD_EXT.format(ext=ext)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", LOAD_EXT.format(ext=ext)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         times.append(float(out.stdout.strip().splitlines()[-1]))
     return min(times)

@@ -161,14 +161,15 @@ def judge(
                 f"baseline {baseline:.4f} x (1 - max_rel_drop {gate.max_rel_drop:g})",
             )
         )
-    threshold, why = max(
-        bounds, default=(None, ""), key=lambda b: b[0] if b[0] is not None else -math.inf
-    )
-    delta = (
-        score - baseline
-        if baseline is not None
-        else (score - threshold if threshold is not None else None)
-    )
+    threshold: float | None = None
+    why = ""
+    if bounds:
+        threshold, why = max(bounds)
+    delta: float | None = None
+    if baseline is not None:
+        delta = score - baseline
+    elif threshold is not None:
+        delta = score - threshold
     common.update(threshold=threshold, baseline=baseline, delta=delta)
     delta_text = f" (delta {delta:+.4f})" if delta is not None else ""
     if threshold is None:

@@ -230,13 +230,19 @@ class ScaimindSession:
         if self._evaluations is not None or self._prepare_error is not None:
             return self._evaluations
         from pytest_scaimind._evaluations import Evaluations
-        from scaimind_nb import APIConnectionError, NotFoundError, ScaimindError
+        from scaimind_nb import APIConnectionError, NotFoundError, ScaimindError, ScaimindValueError
 
+        try:
+            client = self.client
+        except ScaimindValueError as exc:
+            raise pytest.UsageError(
+                f"scaimind gates need a coordinator: {exc} (or pass --scaimind-host URL|local)"
+            ) from None
         model_uri = self.options.model_uri
         if not model_uri:
             how = "pass --scaimind-model-uri=URI (or set ini scaimind_model_uri / env SCAIMIND_MODEL_URI)"
             try:
-                job = self.client.get_job(self.options.job or "")
+                job = client.get_job(self.options.job or "")
             except NotFoundError:
                 raise pytest.UsageError(
                     f"job {self.options.job} is unknown to {self.host}, so its model is too: {how}"
@@ -255,7 +261,7 @@ class ScaimindSession:
                     f"job {self.options.job} on {self.host} has no model_uri: {how}"
                 )
         self._evaluations = Evaluations(
-            self.config, self.options, self.client, self._cache_host(), model_uri
+            self.config, self.options, client, self._cache_host(), model_uri
         )
         return self._evaluations
 

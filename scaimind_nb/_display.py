@@ -69,7 +69,14 @@ def doctor_report(requested: str = "auto") -> str:
         f"  shell        : {type(shell).__name__ if shell is not None else 'none (plain Python)'}",
         f"  python       : {sys.version.split()[0]}",
     ]
-    for dist in ("ipython", "ipykernel", "ipywidgets", "jupyterlab_widgets", "pandas", "matplotlib"):
+    for dist in (
+        "ipython",
+        "ipykernel",
+        "ipywidgets",
+        "jupyterlab_widgets",
+        "pandas",
+        "matplotlib",
+    ):
         lines.append(f"  {dist:<13}: {_version(dist)}")
     host = os.environ.get("SCAIGRID_HOST")
     lines.append(f"  SCAIGRID_HOST: {host or 'not set (set it or %config ScaimindMagics.host)'}")
@@ -111,6 +118,12 @@ class RowState:
 
     @property
     def elapsed(self) -> float:
+        """Seconds so far: the server's timestamps once finished, the local clock while running."""
+        ev = self.evaluation
+        start = ev.started_at or ev.created_at
+        end = ev.completed_at or ev.updated_at
+        if is_terminal(ev) and start is not None and end is not None:
+            return max(0.0, (end - start).total_seconds())
         return (self.finished or time.monotonic()) - self.started
 
 
@@ -162,7 +175,9 @@ def result_rows(evaluation: Evaluation) -> list[tuple[str, str, float, float | N
         except Exception:
             primary = None
         for name in sorted(result.metrics, key=lambda m: m != primary):
-            rows.append((result.benchmark, name, float(result.metrics[name]), result.stderr_of(name)))
+            rows.append(
+                (result.benchmark, name, float(result.metrics[name]), result.stderr_of(name))
+            )
     return rows
 
 

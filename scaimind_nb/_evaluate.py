@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._display import RowState, check_mode, detect_mode, is_terminal, render_html, render_text
-from ._errors import APIStatusError, EvaluationFailedError, ScaimindError, ScaimindValueError
-from ._errors import WaitTimeoutError as _WaitTimeoutError
+from ._errors import (
+    APIStatusError,
+    EvaluationFailedError,
+    ScaimindError,
+    ScaimindValueError,
+    WaitTimeoutError,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,7 +140,9 @@ class EvaluationRun:
     ) -> EvaluationRun:
         """Attach a live display to an evaluation that was submitted earlier (or elsewhere)."""
         client = client or default_client()
-        return cls(client, client.get(evaluation_id), progress=progress, poll_interval=poll_interval)
+        return cls(
+            client, client.get(evaluation_id), progress=progress, poll_interval=poll_interval
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -168,11 +175,12 @@ class EvaluationRun:
 
         if threading.current_thread() is threading.main_thread() and _ipython() is not None:
             self._board.adopt_current_cell()
+        self._board.resume()
         start = time.monotonic()
         try:
             while not self._done.wait(0.1):
                 if timeout is not None and time.monotonic() - start >= timeout:
-                    raise _WaitTimeoutError(
+                    raise WaitTimeoutError(
                         self.evaluation_id, self.evaluation, time.monotonic() - start
                     )
         except KeyboardInterrupt:
@@ -204,7 +212,9 @@ class EvaluationRun:
 
         return results_frame([self.evaluation])
 
-    def table(self, thresholds: Mapping[str, float] | None = None, metric: str | None = None) -> Any:
+    def table(
+        self, thresholds: Mapping[str, float] | None = None, metric: str | None = None
+    ) -> Any:
         """Scores per benchmark, styled pass/fail when `thresholds` ({benchmark: min}) are given."""
         from ._views import styled
 
@@ -233,6 +243,7 @@ class EvaluationRun:
 
     def _poll(self) -> bool:
         """Fetch a fresh snapshot (poller thread); True when it just became terminal."""
+        self._error = None
         try:
             evaluation = self._client.get(self.evaluation_id)
         except APIStatusError as exc:
@@ -266,4 +277,3 @@ class EvaluationRun:
                 self._future.set_exception(self._error)
             else:
                 self._future.set_result(self.evaluation)
-

@@ -132,6 +132,11 @@ class Board:
 
     # ------------------------------------------------------------------ poller
 
+    def resume(self) -> None:
+        """Poll again after `stop` (a wait() on a run whose extension was unloaded)."""
+        if any(not run.done for run in self.runs):
+            self._ensure_poller()
+
     def _ensure_poller(self) -> None:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
@@ -151,6 +156,8 @@ class Board:
                     self._thread = None
                     return
             finished = [run for run in pending if run._poll()]
+            if self._stop.is_set():
+                break  # stopped (unload) mid-poll: leave runs unresolved, wait() resumes them
             self.refresh(force=bool(finished) or self._dirty)
             for run in finished:
                 run._resolve()
@@ -187,8 +194,10 @@ def current_cell_key() -> Any:
 
 def is_cell_board(board: Board) -> bool:
     """True when `board` is the live display of the executing cell."""
-    return _cell_board is not None and _cell_board[1] is board and _cell_board[0] == _cell_key(
-        board.mode
+    return (
+        _cell_board is not None
+        and _cell_board[1] is board
+        and _cell_board[0] == _cell_key(board.mode)
     )
 
 
@@ -307,7 +316,11 @@ class WidgetView:
             self.rows[run.evaluation_id].update(run._row, self.board.limit)
         if self.handle is None:
             self.handle = display(self.box, display_id=True) or False
-        elif self.handle and force and all(run.done or is_terminal(run.evaluation) for run in self.board.runs):
+        elif (
+            self.handle
+            and force
+            and all(run.done or is_terminal(run.evaluation) for run in self.board.runs)
+        ):
             # resend every model's full state: updates sent while another cell was executing are
             # not recorded by headless runners, so the saved widget state must not depend on them
             for widget in _walk(self.box):

@@ -71,7 +71,10 @@ def styled(
 
     caption = "pass: " + ", ".join(f"{b} ≥ {v:g}" for b, v in thresholds.items())
     tips = pd.DataFrame(
-        [[f"min {thresholds[b]:g}" if b in thresholds else "" for _ in frame.columns] for b in frame.index],
+        [
+            [f"min {thresholds[b]:g}" if b in thresholds else "" for _ in frame.columns]
+            for b in frame.index
+        ],
         index=frame.index,
         columns=frame.columns,
     )
@@ -117,7 +120,9 @@ class LimitedFrame(pd.DataFrame):
     def _repr_html_(self) -> str | None:
         note = self._note()
         inner = self._shown()._repr_html_() or ""
-        return inner + (f'<p class="scaimind-truncated"><i>{html.escape(note)}</i></p>' if note else "")
+        return inner + (
+            f'<p class="scaimind-truncated"><i>{html.escape(note)}</i></p>' if note else ""
+        )
 
 
 def limited(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -126,4 +131,3 @@ def limited(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
     out.display_limit = int(limit)
     out.attrs.update(frame.attrs)
     return out
-

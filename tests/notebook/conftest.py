@@ -34,9 +34,7 @@ def make_eval(
         model_uri="scaidrive://org/models/m",
         checkpoint_id=checkpoint_id,
         status=Status(status),
-        results=tuple(
-            BenchmarkResult(name, metrics) for name, metrics in (results or {}).items()
-        ),
+        results=tuple(BenchmarkResult(name, metrics) for name, metrics in (results or {}).items()),
         error=error,
         created_at=now,
         updated_at=now,

@@ -49,13 +49,22 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "jupyterlab.log").open("w")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-            f"--port={port}", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={tmp_path}", "--LabApp.news_url=",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.news_url=",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.extension_manager=readonly", "--allow-root",
+            "--LabApp.extension_manager=readonly",
+            "--allow-root",
         ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,12 +122,16 @@ def test_quickstart_in_jupyterlab(jupyterlab: str) -> None:
             expect(first).to_contain_text("COMPLETED")
             expect(page.locator("table.scaimind-results").first).to_be_visible()
             expect(page.locator("table.dataframe").first).to_contain_text("exact_match")
-            expect(page.locator(".jp-OutputArea-output", has_text="the kernel is free while")).to_have_count(1)
+            expect(
+                page.locator(".jp-OutputArea-output", has_text="the kernel is free while")
+            ).to_have_count(1)
             first.scroll_into_view_if_needed()
             first.screenshot(path=str(ARTIFACTS / "widget.png"))
             page.screenshot(path=str(ARTIFACTS / "quickstart-jupyterlab.png"), full_page=True)
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "quickstart-jupyterlab-failure.png"), full_page=True)
+            page.screenshot(
+                path=str(ARTIFACTS / "quickstart-jupyterlab-failure.png"), full_page=True
+            )
             (ARTIFACTS / "quickstart-jupyterlab-failure.html").write_text(page.content())
             raise
         finally:

@@ -26,7 +26,10 @@ class TerminalInteractiveShell:
 def test_plain_python_gets_text(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(_display.ENV_PROGRESS, raising=False)
     monkeypatch.setattr(_display, "_ipython", lambda: None)
-    assert detect_mode() == ("text", "not running inside IPython, so progress is printed as text lines")
+    assert detect_mode() == (
+        "text",
+        "not running inside IPython, so progress is printed as text lines",
+    )
 
 
 def test_terminal_ipython_gets_text(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,3 +139,12 @@ def test_throttle_allows_at_most_one_update_per_interval() -> None:
         passed += throttle.ready()
         now[0] += 0.01
     assert passed == 4
+
+
+def test_finished_rows_use_the_servers_duration() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    ev = make_eval("COMPLETED")
+    ev = replace(ev, updated_at=ev.created_at + timedelta(seconds=125))
+    assert render_line(RowState(ev)).startswith("eval_1  COMPLETED  2:05")

@@ -37,7 +37,16 @@ def test_load_ext_registers_once_and_import_registers_nothing(ip: Any) -> None:
 
 def test_help_is_argparse_style(ip: Any) -> None:
     doc = ip.find_line_magic("scaimind").__doc__
-    for word in ("%scaimind COMMAND", "evaluate", "get", "wait", "list", "compare", "doctor", "submit"):
+    for word in (
+        "%scaimind COMMAND",
+        "evaluate",
+        "get",
+        "wait",
+        "list",
+        "compare",
+        "doctor",
+        "submit",
+    ):
         assert word in doc
 
 
@@ -66,9 +75,17 @@ def test_bad_line_input_is_a_one_line_usage_error(ip: Any, line: str, message: s
     [
         ("submit", "\n", "needs a body"),
         ("submit", "{job_id: [", "neither JSON nor YAML"),
-        ("submit", '{"job_id": "j", "model_uri": "m", "benchmarks": ["mmlu"], "x": 1}', "unknown key(s) x"),
+        (
+            "submit",
+            '{"job_id": "j", "model_uri": "m", "benchmarks": ["mmlu"], "x": 1}',
+            "unknown key(s) x",
+        ),
         ("submit", '{"job_id": "j", "benchmarks": ["mmlu"]}', "the body is missing model_uri"),
-        ("submit 2df", '{"job_id": "j", "model_uri": "m", "benchmarks": ["mmlu"]}', "not a valid variable"),
+        (
+            "submit 2df",
+            '{"job_id": "j", "model_uri": "m", "benchmarks": ["mmlu"]}',
+            "not a valid variable",
+        ),
         ("get eval_1", "x", "only submit is a cell magic"),
     ],
 )
@@ -123,8 +140,12 @@ def test_no_wait_then_wait_get_compare_and_list(ip: Any, scored_setup: Any) -> N
 
 def test_cell_submit_stores_the_frame_silently(ip: Any, scored_setup: Any) -> None:
     body = json.dumps(
-        {"job_id": scored_setup.job_id, "model_uri": scored_setup.model_uri,
-         "checkpoint_id": "step-1", "benchmarks": [scored_setup.benchmark]}
+        {
+            "job_id": scored_setup.job_id,
+            "model_uri": scored_setup.model_uri,
+            "checkpoint_id": "step-1",
+            "benchmarks": [scored_setup.benchmark],
+        }
     )
     assert ip.run_cell_magic("scaimind", "submit df", body) is None
     df = ip.user_ns["df"]
@@ -146,11 +167,20 @@ def test_failed_submit_stores_the_run_and_says_why(
 ) -> None:
     from scaimind_local.testing import write_custom_dataset, write_model
 
-    uri = write_model(coordinator.drive_root, f"org/models/broken-{unique}", options={"fail": "CUDA on fire"})
-    ds = write_custom_dataset(coordinator.drive_root, f"org/eval/b-{unique}.jsonl", [{"prompt": "a", "reference": "b"}])
+    uri = write_model(
+        coordinator.drive_root, f"org/models/broken-{unique}", options={"fail": "CUDA on fire"}
+    )
+    ds = write_custom_dataset(
+        coordinator.drive_root, f"org/eval/b-{unique}.jsonl", [{"prompt": "a", "reference": "b"}]
+    )
     coordinator.register_job(f"job_b_{unique}", uri)
-    body = json.dumps({"job_id": f"job_b_{unique}", "model_uri": uri,
-                       "benchmarks": [{"name": f"custom-b-{unique}", "dataset": ds}]})
+    body = json.dumps(
+        {
+            "job_id": f"job_b_{unique}",
+            "model_uri": uri,
+            "benchmarks": [{"name": f"custom-b-{unique}", "dataset": ds}],
+        }
+    )
     assert ip.run_cell_magic("scaimind", "submit res", body) is None
     run = ip.user_ns["res"]
     assert isinstance(run, EvaluationRun) and run.evaluation.status.value == "FAILED"
@@ -171,7 +201,9 @@ def test_html_mode_updates_one_display_in_place(ip: Any, slow_model: Any) -> Non
     assert len(outputs) >= 2  # first display, then in-place updates
     first, last = outputs[0].data, outputs[-1].data
     assert set(last) == {"text/plain", "text/html"}
-    assert 'data-status="COMPLETED"' in last["text/html"] and "scaimind-results" in last["text/html"]
+    assert (
+        'data-status="COMPLETED"' in last["text/html"] and "scaimind-results" in last["text/html"]
+    )
     assert last["text/plain"].startswith(f"{run.evaluation_id}  COMPLETED")
     assert "COMPLETED" not in first["text/plain"]
     # a bundle of the run itself: static text/plain + HTML of its final state
@@ -185,14 +217,39 @@ def test_doctor_reports_the_mode(ip: Any, capsys: Any) -> None:
     assert "display mode : text" in out and "InteractiveShell" in out
 
 
-def test_the_api_key_never_appears_in_output(ip: Any, scored_setup: Any, coordinator: Any, capsys: Any) -> None:
+def test_the_api_key_never_appears_in_output(
+    ip: Any, scored_setup: Any, coordinator: Any, capsys: Any
+) -> None:
     with capture_output() as captured:
         run = ip.run_line_magic("scaimind", _evaluate_line(scored_setup))
         ip.run_line_magic("scaimind", "doctor")
         with pytest.raises(Exception) as info:
             ip.run_line_magic("scaimind", "get eval_does_not_exist")
-    texts = [captured.stdout, captured.stderr, str(info.value), repr(run), str(run._repr_mimebundle_())]
+    texts = [
+        captured.stdout,
+        captured.stderr,
+        str(info.value),
+        repr(run),
+        str(run._repr_mimebundle_()),
+    ]
     texts += [json.dumps(o.data) for o in captured.outputs]
     out = capsys.readouterr()
     texts += [out.out, out.err]
     assert coordinator.api_key not in "\n".join(texts)
+
+
+def test_unload_stops_running_pollers(ip: Any, slow_model: Any) -> None:
+    bench = slow_model.benchmark
+    run = ip.run_line_magic(
+        "scaimind",
+        f"evaluate {slow_model.job_id} --model {slow_model.model_uri} {bench['name']}@{bench['dataset']} --no-wait",
+    )
+    poller = run._board._thread
+    assert not run.done and poller is not None and poller.is_alive()
+    ip.run_line_magic("unload_ext", "scaimind_nb")
+    poller.join(5)
+    assert not poller.is_alive() and not run.done
+    # waiting again resumes polling; the extension's client is closed, so that is reported
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        run.wait(timeout=10)
+    ip.run_line_magic("load_ext", "scaimind_nb")

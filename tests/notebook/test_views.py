@@ -13,10 +13,18 @@ from .conftest import make_eval
 
 def _checkpoints() -> list:
     return [
-        make_eval("COMPLETED", evaluation_id="eval_a", checkpoint_id="step-100",
-                  results={"mmlu": {"accuracy": 0.5}, "qa": {"exact_match": 0.25}}),
-        make_eval("COMPLETED", evaluation_id="eval_b", checkpoint_id="step-200",
-                  results={"mmlu": {"accuracy": 0.7}, "qa": {"exact_match": 0.75}}),
+        make_eval(
+            "COMPLETED",
+            evaluation_id="eval_a",
+            checkpoint_id="step-100",
+            results={"mmlu": {"accuracy": 0.5}, "qa": {"exact_match": 0.25}},
+        ),
+        make_eval(
+            "COMPLETED",
+            evaluation_id="eval_b",
+            checkpoint_id="step-200",
+            results={"mmlu": {"accuracy": 0.7}, "qa": {"exact_match": 0.75}},
+        ),
     ]
 
 
@@ -31,13 +39,27 @@ def test_styled_colours_pass_and_fail() -> None:
 def test_pass_fail_is_the_plain_text_twin() -> None:
     table = pass_fail(_checkpoints(), {"mmlu": 0.6})
     assert table.to_dict("records") == [
-        {"benchmark": "mmlu", "evaluation": "step-100", "score": 0.5, "threshold": 0.6, "passed": False},
-        {"benchmark": "mmlu", "evaluation": "step-200", "score": 0.7, "threshold": 0.6, "passed": True},
+        {
+            "benchmark": "mmlu",
+            "evaluation": "step-100",
+            "score": 0.5,
+            "threshold": 0.6,
+            "passed": False,
+        },
+        {
+            "benchmark": "mmlu",
+            "evaluation": "step-200",
+            "score": 0.7,
+            "threshold": 0.6,
+            "passed": True,
+        },
     ]
 
 
 def test_thresholds_for_unknown_benchmarks_are_a_clear_error() -> None:
-    with pytest.raises(ScaimindValueError, match="thresholds name benchmarks without results: 'gsm8k'"):
+    with pytest.raises(
+        ScaimindValueError, match="thresholds name benchmarks without results: 'gsm8k'"
+    ):
         styled(_checkpoints(), {"gsm8k": 0.5})
 
 

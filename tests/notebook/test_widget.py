@@ -57,7 +57,9 @@ def test_completed_run_turns_green_and_shows_results() -> None:
     assert repr(box).startswith("eval_1  COMPLETED")
     bundle = box._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/plain"].startswith("eval_1  COMPLETED") and "VBox" not in bundle["text/plain"]
+    assert (
+        bundle["text/plain"].startswith("eval_1  COMPLETED") and "VBox" not in bundle["text/plain"]
+    )
     assert 'data-status="COMPLETED"' in bundle["text/html"]
 
 
@@ -127,8 +129,13 @@ def _wait_until_running(run: EvaluationRun) -> None:
 
 def test_cancel_button_cancels_on_the_coordinator(slow_model: Any, nb_client: Any) -> None:
     run = evaluate(
-        slow_model.job_id, slow_model.model_uri, [slow_model.benchmark],
-        wait=False, progress="widget", client=nb_client, poll_interval=0.1,
+        slow_model.job_id,
+        slow_model.model_uri,
+        [slow_model.benchmark],
+        wait=False,
+        progress="widget",
+        client=nb_client,
+        poll_interval=0.1,
     )
     _wait_until_running(run)
     time.sleep(0.3)  # let a render land
@@ -144,8 +151,13 @@ def test_cancel_button_cancels_on_the_coordinator(slow_model: Any, nb_client: An
 
 def test_interrupt_during_blocking_wait_cancels_remotely(slow_model: Any, nb_client: Any) -> None:
     run = evaluate(
-        slow_model.job_id, slow_model.model_uri, [slow_model.benchmark],
-        wait=False, progress="off", client=nb_client, poll_interval=0.1,
+        slow_model.job_id,
+        slow_model.model_uri,
+        [slow_model.benchmark],
+        wait=False,
+        progress="off",
+        client=nb_client,
+        poll_interval=0.1,
     )
     _wait_until_running(run)
     threading.Timer(0.2, _thread.interrupt_main).start()

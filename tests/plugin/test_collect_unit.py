@@ -111,3 +111,33 @@ def test_request_key_covers_the_spec_but_not_its_order():
     ):
         assert request_key("h", base) != request_key("h", {**base, **change}), change
     assert request_key("h", base) != request_key("h2", base)
+
+
+def test_every_benchmark_field_is_part_of_the_reuse_key():
+    """A new field on Benchmark must be classified here: it changes what is evaluated, so the key."""
+    import dataclasses
+
+    from scaimind_nb import Benchmark
+
+    variants = {
+        "name": ("custom-a", "custom-b"),
+        "dataset": ("scaidrive://o/a.jsonl", "scaidrive://o/b.jsonl"),
+        "num_samples": (10, 20),
+        "parameters": ({"temperature": "0.0"}, {"temperature": "0.7"}),
+    }
+    base = {"name": "custom-a", "dataset": "scaidrive://o/a.jsonl"}
+    for field in dataclasses.fields(Benchmark):
+        assert field.name in variants, f"classify Benchmark.{field.name} for the reuse key"
+        keys = {
+            request_key(
+                "h",
+                {
+                    "job_id": "j",
+                    "model_uri": "m",
+                    "checkpoint_id": "",
+                    "benchmarks": [{**base, field.name: value}],
+                },
+            )
+            for value in variants[field.name]
+        }
+        assert len(keys) == 2, field.name

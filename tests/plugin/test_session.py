@@ -238,3 +238,20 @@ def test_a_killed_session_is_resumed_not_resubmitted(gate_project, unique):
     # a 0.5 s reuse window hides the evaluation from the listing: only the cached id can resume it
     gate_project.run("--scaimind-reuse-window=0.00014").assert_outcomes(passed=5, failed=1)
     assert gate_project.evaluation_ids() == [evaluation_id]
+
+
+def test_missing_host_or_key_is_a_usage_error(pytester, monkeypatch):
+    monkeypatch.delenv("SCAIGRID_HOST", raising=False)
+    monkeypatch.delenv("SCAIGRID_API_KEY", raising=False)
+    pytester.makepyfile(
+        test_g="from pytest_scaimind import assert_benchmark\n"
+        "def test_g():\n    assert_benchmark('mmlu', min_score=0.5)\n"
+    )
+    result = pytester.runpytest("--scaimind-job=job_x", "--scaimind-model-uri=m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*scaimind gates need a coordinator: no coordinator host*SCAIGRID_HOST*"]
+    )
+    result = pytester.runpytest("--scaimind-job=job_x", "--scaimind-host=http://127.0.0.1:9")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no API key*SCAIGRID_API_KEY*"])

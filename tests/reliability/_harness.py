@@ -246,7 +246,7 @@ class ServerProcess:
         self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db_path = workdir / "crash.sqlite"
+        self.db_path = workdir / "server.sqlite"
         self.drive_root = workdir / "drive"
         self.log = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -152,6 +152,8 @@ def test_405_names_the_allowed_methods(http: httpx.Client) -> None:
     assert response.status_code == 405
     assert "GET" in response.headers["allow"]
     assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    both = http.request("DELETE", f"{API}/evaluations")
+    assert {"GET", "POST"} <= {m.strip() for m in both.headers["allow"].split(",")}
 
 
 _SCHEMATHESIS_CONFIG = """

@@ -71,13 +71,13 @@ def _check(payload: object) -> None:
         assert isinstance(score, float) or math.isnan(score)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(payload=_JSON)
 def test_any_json_gives_evaluation_or_documented_error(payload: object) -> None:
     _check(payload)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(payload=_EVALUATION_LIKE, envelope=st.booleans())
 def test_evaluation_shaped_json_gives_evaluation_or_documented_error(
     payload: dict[str, object], envelope: bool

@@ -123,7 +123,7 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) > 10
-    assert {p.name for p in written} >= {"junit.xml", "report.md", "executed.ipynb", "server.log", "crash.sqlite"}
+    assert {p.name for p in written} >= {"junit.xml", "report.md", "executed.ipynb", "server.log", "server.sqlite"}
     leaks = [str(p) for p in written if key.encode() in p.read_bytes()]
     leaks += [t[:200] for t in texts if key in t]
     assert leaks == []
