@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .._benchmarks._shared import cut_at_stop
 from .._benchmarks.base import InvalidBenchmark
 from .base import ModelManifest
 
@@ -78,15 +79,6 @@ def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
         value = manifest.config.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidBenchmark(f"{manifest.folder}: {key} must be a positive integer")
-
-
-def _cut(text: str, stop: list[str] | None) -> str:
-    end = len(text)
-    for s in stop or ():
-        i = text.find(s) if s else -1
-        if 0 <= i < end:
-            end = i
-    return text[:end]
 
 
 def _silence_gguf_progress_bar() -> None:
@@ -170,7 +162,7 @@ class HFModel:
             generated = self.model.generate(**enc, **kwargs)
         new_tokens = generated[:, enc["input_ids"].shape[1] :]
         texts = tok.batch_decode(new_tokens, skip_special_tokens=True)
-        return [_cut(text, stop) for text in texts]
+        return [cut_at_stop(text, stop or ()) for text in texts]
 
     def _split(self, context: str, continuation: str) -> tuple[list[int], int]:
         """Token ids of context+continuation and the index of the first continuation token."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -183,9 +182,4 @@ class Sandbox:
         return [r for r in results if r is not None]
 
 
-def default_workers() -> int:
-    """One sandbox worker per CPU core this process may use."""
-    return max(1, len(os.sched_getaffinity(0)))
-
-
-__all__ = ["Program", "Sandbox", "Verdict", "default_workers"]
+__all__ = ["Program", "Sandbox", "Verdict"]

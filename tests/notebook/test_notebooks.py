@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,10 @@ def test_every_notebook_is_covered() -> None:
         "release_checklist.ipynb",
     ]
     for path in NOTEBOOKS:
-        import nbformat
-
-        nb = nbformat.read(path, as_version=4)
-        assert "ScaiGrid" in nb.cells[0].source and "SCAIGRID_HOST" in nb.cells[0].source
-        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+        nb = json.loads(path.read_text())
+        assert "ScaiGrid" in "".join(nb["cells"][0]["source"])
+        assert "SCAIGRID_HOST" in "".join(nb["cells"][0]["source"])
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
 @pytest.mark.slow
