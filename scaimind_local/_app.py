@@ -25,6 +25,7 @@ from ._store import JOB_STATUSES, TERMINAL
 
 PREFIX = "/v1/modules/scaimind"
 MAX_BODY = 1 << 20
+MAX_BENCHMARKS = 100
 PUBLIC_PATHS = ("/healthz",)
 _CODES = {
     400: "INVALID_ARGUMENT",
@@ -242,6 +243,8 @@ async def submit(request: Request) -> JSON:
     items = body.get("benchmarks")
     if not isinstance(items, list) or not items:
         raise ApiError(400, 'benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
+    if len(items) > MAX_BENCHMARKS:
+        raise ApiError(400, f"at most {MAX_BENCHMARKS} benchmarks per evaluation, got {len(items)}")
     specs = [parse_spec(item, i) for i, item in enumerate(items)]
     job = service.store.get_job(job_id)
     if job is None:

@@ -86,6 +86,7 @@ _SCHEMAS: dict[str, Any] = {
             "benchmarks": {
                 "type": "array",
                 "minItems": 1,
+                "maxItems": 100,
                 "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
             },
         },

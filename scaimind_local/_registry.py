@@ -7,6 +7,7 @@ object (or a list of them), or at a plugin implementing the `scaimind_local_benc
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,6 +21,7 @@ ENTRY_POINT_GROUP = "scaimind_local.benchmarks"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 _BUILTINS = ("custom", "humaneval", "mmlu")
+log = logging.getLogger("scaimind_local")
 
 
 class _Hooks:
@@ -48,7 +50,11 @@ class Registry:
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(_Hooks)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            obj = ep.load()
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not keep the server from starting
+                log.warning("benchmark plugin %s (%s) failed to load: %r", ep.name, ep.value, exc)
+                continue
             if _is_runner(obj) or isinstance(obj, list | tuple):
                 self._add(obj if isinstance(obj, list | tuple) else [obj])
             else:

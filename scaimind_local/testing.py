@@ -30,12 +30,10 @@ class ScriptedModel:
         self.default = str(options.get("default", ""))
         self.delay = float(options.get("delay", 0))
         self.fail = options.get("fail")
-        self.calls = 0
 
     def generate(
         self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
     ) -> list[str]:
-        self.calls += 1
         if self.delay:
             time.sleep(self.delay)
         if self.fail:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from ._display import (
     RowState,
@@ -64,7 +63,6 @@ class Board:
         *,
         poll_interval: float = 1.0,
         limit: int = 10,
-        stream: TextIO | None = None,
     ) -> None:
         self.mode = mode
         self.poll_interval = poll_interval
@@ -77,7 +75,7 @@ class Board:
         self._throttle = Throttle(1.0 / MAX_UPDATES_PER_SECOND)
         self._dirty = False
         self._context = contextvars.copy_context()
-        self.view = _make_view(mode, self, stream)
+        self.view = _make_view(mode, self)
         _BOARDS.add(self)
 
     @property
@@ -217,7 +215,7 @@ def stop_all() -> None:
 # ----------------------------------------------------------------------------- views
 
 
-def _make_view(mode: str, board: Board, stream: TextIO | None) -> Any:
+def _make_view(mode: str, board: Board) -> Any:
     if mode == "widget":
         try:
             return WidgetView(board)
@@ -226,7 +224,7 @@ def _make_view(mode: str, board: Board, stream: TextIO | None) -> Any:
     if mode == "html":
         return HtmlView(board)
     if mode == "text":
-        return TextView(board, stream)
+        return TextView(board)
     return None
 
 
@@ -258,9 +256,8 @@ class HtmlView:
 class TextView:
     """Concise lines: on every status change, progress every few seconds, results at the end."""
 
-    def __init__(self, board: Board, stream: TextIO | None) -> None:
+    def __init__(self, board: Board) -> None:
         self.board = board
-        self.stream = stream
         self._seen: dict[str, tuple[str, str]] = {}
         self._progress_throttles: dict[str, Throttle] = {}
 
@@ -268,16 +265,13 @@ class TextView:
         self._progress_throttles[run.evaluation_id] = Throttle(TEXT_PROGRESS_INTERVAL)
 
     def render(self, force: bool) -> None:
-        out = self.stream or sys.stdout
         for run in self.board.runs:
             row = run._row
             ev = row.evaluation
             status = status_name(ev)
             progress = " ".join(f"{b.completed}/{b.total}" for b in bars(ev))
             before = self._seen.get(ev.evaluation_id)
-            throttle = self._progress_throttles.setdefault(
-                ev.evaluation_id, Throttle(TEXT_PROGRESS_INTERVAL)
-            )
+            throttle = self._progress_throttles[ev.evaluation_id]
             if (
                 before is not None
                 and before[0] == status
@@ -285,11 +279,11 @@ class TextView:
             ):
                 continue
             self._seen[ev.evaluation_id] = (status, progress)
-            print(f"[scaimind] {render_line(row)}", file=out, flush=True)
+            print(f"[scaimind] {render_line(row)}", flush=True)
             if is_terminal(ev):
-                table = render_text([row], limit=self.board.limit).split("\n", 1)
-                if len(table) > 1 and table[1].strip():
-                    print(table[1].strip("\n"), file=out, flush=True)
+                _, _, table = render_text([row], limit=self.board.limit).partition("\n")
+                if table.strip():
+                    print(table.strip("\n"), flush=True)
 
 
 class WidgetView:

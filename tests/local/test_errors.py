@@ -80,6 +80,8 @@ def test_400_for_bad_bodies(scored_setup, api: httpx.Client) -> None:
     _error(api.post("/evaluations", content=b"{not json"), 400, "not valid JSON")
     _error(api.post("/evaluations", json={"benchmarks": [benchmark]}), 400, "job_id is required")
     _error(api.post("/evaluations", json={"job_id": job_id, "benchmarks": []}), 400, "non-empty")
+    many = {"job_id": job_id, "benchmarks": [benchmark] * 101}
+    _error(api.post("/evaluations", json=many), 400, "at most 100 benchmarks")
     _error(api.post("/evaluations", json={"job_id": 5, "benchmarks": ["x"]}), 400, "string")
     body = {"job_id": job_id, "benchmarks": [benchmark], "colour": "red"}
     _error(api.post("/evaluations", json=body), 400, "colour")

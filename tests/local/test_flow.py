@@ -101,6 +101,12 @@ def test_num_samples_and_repeated_benchmarks_keep_spec_order(
     assert [r["num_samples"] for r in results] == ["5", "2", "10"]
     assert [r["score"] for r in results] == [0.6, 1.0, 0.3]
     assert [b["num_samples"] for b in done["benchmarks"]] == ["5", "2", "0"]
+    params = {"benchmark": "custom-ten", "page_size": "100"}
+    ten = api.get(f"/evaluations/{eid}/samples", params=params).json()["data"]["samples"]
+    assert [(s["spec_index"], s["index"]) for s in ten] == [(0, i) for i in range(5)] + [
+        (1, 0),
+        (1, 1),
+    ]
 
 
 def test_malformed_line_fails_with_its_number_and_server_survives(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterator
@@ -76,7 +77,9 @@ def test_pluggy_plugin_runner_runs_end_to_end(tmp_path: Path, scaimind_api_key: 
     assert "NaN" in raw and ":NaN" not in raw
 
 
-def test_entry_point_runner_is_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_point_runner_is_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "ep_length_runner.py").write_text(
         "class R:\n    name = 'ep-'\n"
         "    def validate(self, spec, ctx): pass\n"
@@ -88,9 +91,13 @@ def test_entry_point_runner_is_registered(tmp_path: Path, monkeypatch: pytest.Mo
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-length\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[scaimind_local.benchmarks]\nlength = ep_length_runner:RUNNER\n"
+        "broken = ep_broken_runner:RUNNER\n"
     )
+    (tmp_path / "ep_broken_runner.py").write_text("raise ImportError('needs a GPU')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = Registry()
+    with caplog.at_level(logging.WARNING, logger="scaimind_local"):
+        registry = Registry()
+    assert "broken" in caplog.text and "needs a GPU" in caplog.text
     assert "ep-*" in registry.names()
     assert registry.get("ep-anything").name == "ep-"
     with pytest.raises(InvalidBenchmark, match=r"knows: .*custom-\*"):

@@ -148,3 +148,14 @@ def test_finished_rows_use_the_servers_duration() -> None:
     ev = make_eval("COMPLETED")
     ev = replace(ev, updated_at=ev.created_at + timedelta(seconds=125))
     assert render_line(RowState(ev)).startswith("eval_1  COMPLETED  2:05")
+
+
+def test_notebook_modules_import_nothing_heavy() -> None:
+    import subprocess
+
+    code = (
+        "import sys, scaimind_nb, scaimind_nb._evaluate, scaimind_nb._progress, scaimind_nb._display;"
+        "print(sorted(m for m in ('pandas', 'ipywidgets', 'IPython', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
