@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ._benchmarks.base import BenchmarkSpec, InvalidBenchmark
 from ._openapi import openapi
 from ._service import Service
-from ._store import JOB_STATUSES, TERMINAL
+from ._store import JOB_STATUSES, TERMINAL, KeyInUse
 
 PREFIX = "/v1/modules/scaimind"
 MAX_BODY = 1 << 20
@@ -39,6 +41,7 @@ _CODES = {
 }
 _SPEC_KEYS = ("name", "dataset", "num_samples", "parameters")
 _SUBMIT_KEYS = ("job_id", "model_uri", "checkpoint_id", "benchmarks")
+_KEY_PATTERN = re.compile(r"[!-~]{1,255}")
 
 
 class ApiError(Exception):
@@ -233,9 +236,49 @@ def parse_spec(item: Any, i: int) -> BenchmarkSpec:
 # routes
 
 
+def _idempotency_key(request: Request) -> str | None:
+    """The submit's `Idempotency-Key` header, if sent: 1-255 visible ASCII characters."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _KEY_PATTERN.fullmatch(key):
+        raise ApiError(
+            400,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (e.g. a UUID); "
+            "send a new one per submission, the same one when retrying it",
+        )
+    return key
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """A digest of the parsed body: a retry with the same JSON matches whatever its key order."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(service: Service, key: str, fingerprint: str) -> JSON | None:
+    """The first answer's evaluation (now) for a key seen before; 422 if the body differs."""
+    seen = service.store.idempotent_submit(key)
+    if seen is None:
+        return None
+    first_fingerprint, eval_id, status = seen
+    if first_fingerprint != fingerprint:
+        raise ApiError(
+            422,
+            f"Idempotency-Key {key!r} was already used for evaluation {eval_id} with a different "
+            "request body; use a new key for a new submission",
+        )
+    row = service.store.get_evaluation(eval_id)
+    assert row is not None  # evaluations are never deleted
+    headers = {"Idempotency-Key": key, "Idempotent-Replayed": "true"}
+    return JSON({"data": render_evaluation(row)}, status, headers=headers)
+
+
 async def submit(request: Request) -> JSON:
     service: Service = request.app.state.service
+    key = _idempotency_key(request)
     body = await _body(request)
+    idempotency = (key, _fingerprint(body)) if key is not None else None
+    if idempotency is not None and (replayed := _replay(service, *idempotency)) is not None:
+        return replayed
     _unknown(body, _SUBMIT_KEYS, "the request body")
     job_id = _string(body, "job_id", required=True)
     model_uri = _string(body, "model_uri")
@@ -254,10 +297,18 @@ async def submit(request: Request) -> JSON:
             409, f"job {job_id!r} is {job['status']}; only a COMPLETED job can be evaluated"
         )
     try:
-        row = service.submit(job_id, model_uri or job["model_uri"], checkpoint_id, specs)
+        row = service.submit(
+            job_id, model_uri or job["model_uri"], checkpoint_id, specs, idempotency
+        )
     except InvalidBenchmark as exc:
         raise ApiError(400, str(exc)) from None
-    return _data(render_evaluation(row))
+    except KeyInUse:  # another process on this database recorded the key first
+        assert idempotency is not None
+        replayed = _replay(service, *idempotency)
+        assert replayed is not None
+        return replayed
+    headers = {"Idempotency-Key": key} if key is not None else None
+    return JSON({"data": render_evaluation(row)}, headers=headers)
 
 
 async def evaluations(request: Request) -> JSON:

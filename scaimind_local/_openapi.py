@@ -53,6 +53,28 @@ _PAGE = [
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
 ]
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A unique key per submission (e.g. a UUID), the same on every retry of it: a submit "
+        "with a key seen in the last 24 h and the same body creates nothing and answers with "
+        "the first evaluation (Idempotent-Replayed: true); with a different body, 422."
+    ),
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+}
+_IDEMPOTENCY_HEADERS = {
+    "Idempotency-Key": {
+        "description": "the request's key, echoed when one was sent",
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is the replay of an earlier submit with this key",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
 _SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         {
@@ -222,9 +244,13 @@ def openapi() -> dict[str, Any]:
             "post": {
                 "operationId": "submitEvaluation",
                 "summary": "Queue an evaluation of a COMPLETED job's model",
+                "parameters": [_IDEMPOTENCY_KEY],
                 "requestBody": _body("SubmitRequest"),
                 "responses": {
-                    "200": _ok("Evaluation", "the QUEUED record"),
+                    "200": {
+                        **_ok("Evaluation", "the QUEUED record, or the first one for a key seen"),
+                        "headers": _IDEMPOTENCY_HEADERS,
+                    },
                     **_errors(400, 404, 409, 413, 422),
                 },
             },

@@ -76,11 +76,19 @@ class Service:
             self.registry.get(spec.name).validate(spec, ctx)
 
     def submit(
-        self, job_id: str, model_uri: str, checkpoint_id: str, specs: list[BenchmarkSpec]
+        self,
+        job_id: str,
+        model_uri: str,
+        checkpoint_id: str,
+        specs: list[BenchmarkSpec],
+        idempotency: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Validate and queue an evaluation; ``idempotency`` is (Idempotency-Key, body fingerprint)."""
         self.validate(model_uri, specs)
         benchmarks = [asdict(s) for s in specs]
-        row = self.store.create_evaluation(job_id, model_uri, checkpoint_id, benchmarks)
+        row = self.store.create_evaluation(
+            job_id, model_uri, checkpoint_id, benchmarks, idempotency
+        )
         with self._wake:
             self._wake.notify()
         return row

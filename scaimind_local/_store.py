@@ -52,7 +52,20 @@ CREATE TABLE IF NOT EXISTS samples (
     record TEXT NOT NULL,
     PRIMARY KEY (evaluation_id, spec_index, idx)
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    evaluation_id TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
 """
+IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
+
+
+class KeyInUse(Exception):
+    """Another submit recorded this Idempotency-Key first (a concurrent request won the race)."""
 
 
 def _format(ts: datetime) -> str:
@@ -111,32 +124,72 @@ class Store:
     # evaluations
 
     def create_evaluation(
-        self, job_id: str, model_uri: str, checkpoint_id: str, benchmarks: list[dict[str, Any]]
+        self,
+        job_id: str,
+        model_uri: str,
+        checkpoint_id: str,
+        benchmarks: list[dict[str, Any]],
+        idempotency: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Insert a QUEUED evaluation and return its row."""
+        """Insert a QUEUED evaluation and return its row.
+
+        With ``idempotency=(key, fingerprint)`` the key is recorded in the same transaction, so
+        of two submits with one live key exactly one creates an evaluation; the other gets
+        KeyInUse and nothing is written.
+        """
         eval_id = "eval_" + secrets.token_hex(12)
         now = self.now()
         progress = [
             {"benchmark": b["name"], "completed": 0, "total": b.get("num_samples") or 0}
             for b in benchmarks
         ]
-        self._conn().execute(
-            "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status, benchmarks,"
-            " progress, created_at, updated_at) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
-            (
-                eval_id,
-                job_id,
-                model_uri,
-                checkpoint_id,
-                json.dumps(benchmarks),
-                json.dumps(progress),
-                now,
-                now,
-            ),
-        )
+        conn = self._conn()
+        with _transaction(conn):
+            conn.execute(
+                "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
+                " benchmarks, progress, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+                (
+                    eval_id,
+                    job_id,
+                    model_uri,
+                    checkpoint_id,
+                    json.dumps(benchmarks),
+                    json.dumps(progress),
+                    now,
+                    now,
+                ),
+            )
+            if idempotency is not None:
+                conn.execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < ?", (self._key_cutoff(),)
+                )
+                try:
+                    conn.execute(
+                        "INSERT INTO idempotency_keys VALUES (?, ?, ?, 200, ?)",
+                        (*idempotency, eval_id, now),
+                    )
+                except sqlite3.IntegrityError:
+                    raise KeyInUse(idempotency[0]) from None
         row = self.get_evaluation(eval_id)
         assert row is not None
         return row
+
+    def _key_cutoff(self) -> str:
+        return _format(datetime.now(UTC) - IDEMPOTENCY_TTL)
+
+    def idempotent_submit(self, key: str) -> tuple[str, str, int] | None:
+        """(fingerprint, evaluation_id, status_code) recorded for a live Idempotency-Key."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT fingerprint, evaluation_id, status_code FROM idempotency_keys"
+                " WHERE key = ? AND created_at >= ?",
+                (key, self._key_cutoff()),
+            )
+            .fetchone()
+        )
+        return (row[0], row[1], row[2]) if row else None
 
     def get_evaluation(self, eval_id: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM evaluations WHERE id = ?", (eval_id,)).fetchone()

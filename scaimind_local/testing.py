@@ -21,7 +21,8 @@ class ScriptedModel:
     """A python-backend model: `answers[prompt]` or `default`, after `delay` seconds per call.
 
     Options: `answers` (dict), `default` (str), `delay` (float seconds per generate call),
-    `fail` (a message: every generate call raises RuntimeError with it).
+    `fail` (a message: every generate call raises RuntimeError with it), `chat` (true: also a
+    chat model, answering each conversation from `answers[last message's content]`).
     """
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
@@ -30,6 +31,8 @@ class ScriptedModel:
         self.default = str(options.get("default", ""))
         self.delay = float(options.get("delay", 0))
         self.fail = options.get("fail")
+        if options.get("chat"):
+            self.chat = self._chat
 
     def generate(
         self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
@@ -39,6 +42,19 @@ class ScriptedModel:
         if self.fail:
             raise RuntimeError(str(self.fail))
         return [cut_at_stop(self.answers.get(p, self.default), stop or ()) for p in prompts]
+
+    def _chat(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+    ) -> list[str]:
+        prompts = [c[-1]["content"] for c in conversations]
+        return self.generate(
+            prompts, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
+        )
 
 
 class ScriptedScorer(ScriptedModel):

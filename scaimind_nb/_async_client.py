@@ -101,7 +101,7 @@ class AsyncClient:
         benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
         checkpoint_id: str = "",
     ) -> Evaluation:
-        """Start an evaluation; validated before sending, never blindly re-sent."""
+        """Start an evaluation; validated before sending, re-sent only under its Idempotency-Key."""
         return await self._run(self._core.submit(job_id, model_uri, benchmarks, checkpoint_id))
 
     async def get(self, evaluation_id: str) -> Evaluation:

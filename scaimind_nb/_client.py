@@ -20,7 +20,8 @@ class Client:
 
     ``timeout`` is per HTTP attempt (default 5 s connect, 30 s read; ``None`` is refused because
     it would hang forever), ``call_deadline`` bounds one call with all its retries (120 s),
-    ``max_retries`` (2) applies to GETs and to POSTs that provably never reached the server;
+    ``max_retries`` (2) applies to GETs and to submits (re-sent under the same Idempotency-Key,
+    after a duplicate lookup unless the coordinator is known to honour keys);
     ``wait_timeout`` (6 h) is ``wait``'s deadline when it is given ``timeout=None``.
     """
 
@@ -104,7 +105,7 @@ class Client:
         benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
         checkpoint_id: str = "",
     ) -> Evaluation:
-        """Start an evaluation; validated before sending, never blindly re-sent (see the README)."""
+        """Start an evaluation; validated before sending, re-sent only under its Idempotency-Key."""
         return self._run(self._core.submit(job_id, model_uri, benchmarks, checkpoint_id))
 
     def get(self, evaluation_id: str) -> Evaluation:

@@ -400,6 +400,8 @@ class Attempts:
     def on_response(self, response: httpx.Response) -> Step:
         """Decide after a response: decode 2xx, retry 408/429/5xx, raise the rest."""
         status = response.status_code
+        if not self.spec.idempotent and response.headers.get("idempotency-key") == self.request_id:
+            self.core.honours_keys = True  # the server echoed our key: it deduplicates by it
         logger.debug("%s %s -> %d", self.spec.method, self.url, status)
         if 200 <= status < 300:
             try:
@@ -660,6 +662,8 @@ class Core:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
+        # learnt from a submit answer that echoes its Idempotency-Key: re-sending is then safe
+        self.honours_keys = False
 
     def redact(self, text: str) -> str:
         return redact(text, (self.config.api_key.reveal(),))
@@ -707,7 +711,12 @@ class Core:
         deadline: float | None = None,
         reconcile: Callable[[], Gen] | None = None,
     ) -> Gen:
-        """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first."""
+        """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first.
+
+        Every attempt carries the same request id (and, for a POST, the same Idempotency-Key).
+        Against a coordinator known to honour that key, an ambiguous failure that will be
+        retried skips ``reconcile``: the re-sent POST itself answers with the first outcome.
+        """
         attempts = Attempts(self, spec, deadline)
         while True:
             try:
@@ -718,7 +727,8 @@ class Core:
                 step = attempts.on_exception(exc)
             else:
                 step = attempts.on_response(response)
-            if step.ambiguous and reconcile is not None:
+            resend_is_safe = self.honours_keys and step.delay is not None
+            if step.ambiguous and reconcile is not None and not resend_is_safe:
                 found = yield from reconcile()
                 if found is not None:
                     return found
@@ -792,7 +802,7 @@ class Core:
         return None
 
     def submit(self, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "") -> Gen:
-        """POST an evaluation; on an ambiguous failure, look for it before sending again."""
+        """POST an evaluation; an ambiguous failure is re-sent under the same key or looked up first."""
         match = Match.build(job_id, model_uri, benchmarks, checkpoint_id, since=SUBMIT_LOOKBACK)
         body = {
             "job_id": match.job_id,

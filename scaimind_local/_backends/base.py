@@ -1,7 +1,10 @@
 """The seam between benchmark runners and model backends.
 
 Every backend (python, openai, hf, llamacpp) yields an object satisfying `ModelBackend`.
-`loglikelihood` is optional: runners test for it with `supports_loglikelihood`.
+Two capabilities are optional and tested by attribute: `loglikelihood` (`supports_loglikelihood`)
+and `chat` (`supports_chat`): a chat model answers whole conversations in its own chat format
+(an hf tokenizer with a chat template, an openai backend on `/chat/completions`), so runners
+such as humaneval can ask it for whole functions instead of raw continuations.
 """
 
 from __future__ import annotations
@@ -33,6 +36,27 @@ class LoglikelihoodBackend(ModelBackend, Protocol):
     def loglikelihood(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Sum of token log-probabilities of each continuation given its context."""
         ...
+
+
+@runtime_checkable
+class ChatBackend(ModelBackend, Protocol):
+    """A backend that answers conversations through the model's chat template."""
+
+    def chat(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+    ) -> list[str]:
+        """One assistant reply per conversation of `{"role", "content"}` messages, cut at stop."""
+        ...
+
+
+def supports_chat(model: object) -> bool:
+    """True when the model is a chat model (answers conversations with `chat`)."""
+    return callable(getattr(model, "chat", None))
 
 
 def supports_loglikelihood(model: object) -> bool:

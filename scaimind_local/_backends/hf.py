@@ -11,7 +11,8 @@ Manifest (`scaimind-model.json`)::
      "batch_size": 8, "threads": 2, "seed": 0}
 
 Generation is greedy at temperature 0 (deterministic); log-likelihoods tokenize context and
-continuation together and split at the context boundary. Loaded models are shared per process.
+continuation together and split at the context boundary. A tokenizer with a chat template makes
+the model a chat model (`chat`, see `_backends.base`). Loaded models are shared per process.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _silence_gguf_progress_bar() -> None:
 
 
 class HFModel:
-    """A loaded transformers model answering `generate` and `loglikelihood`."""
+    """A loaded transformers model answering `generate`, `loglikelihood` and, if it can, `chat`."""
 
     def __init__(self, location: Path, gguf_file: str | None, config: dict[str, Any]) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,6 +127,8 @@ class HFModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._lock = threading.Lock()
+        if getattr(self.tokenizer, "chat_template", None):
+            self.chat = self._chat
 
     def __repr__(self) -> str:
         return f"<HFModel {self.name} on {self.device}>"
@@ -141,13 +144,40 @@ class HFModel:
             )
         return out
 
+    def _chat(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+    ) -> list[str]:
+        """Batched replies to conversations rendered by the tokenizer's chat template."""
+        texts = [
+            str(self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True))
+            for c in conversations
+        ]
+        out: list[str] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            # the template already holds its special tokens (a second BOS would skew the reply)
+            out += self._generate_batch(batch, max_new_tokens, temperature, stop, special=False)
+        return out
+
     def _generate_batch(
-        self, prompts: list[str], max_new_tokens: int, temperature: float, stop: list[str] | None
+        self,
+        prompts: list[str],
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+        *,
+        special: bool = True,
     ) -> list[str]:
         torch, tok = self._torch, self.tokenizer
         with self._lock, torch.inference_mode():
             tok.padding_side = "left"
-            enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
+            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
+            enc = enc.to(self.device)
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens,
                 "pad_token_id": tok.pad_token_id,

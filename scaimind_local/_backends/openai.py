@@ -2,6 +2,7 @@
 
 Manifest: `{"backend": "openai", "base_url": "http://host:8000/v1", "model": "name",
 "endpoint": "completions" | "chat", "api_key_env": "VAR", "timeout": 60, "max_retries": 2}`.
+On the `chat` endpoint the model is a chat model: it also answers whole conversations (`chat`).
 Log-likelihood uses `/completions` with `echo` + `logprobs`; it is probed once at load and only
 offered when the server really returns prompt log-probabilities (vLLM does; chat APIs and
 llama-server do not).
@@ -41,14 +42,16 @@ class OpenAIModel:
         if key_env and os.environ.get(key_env):
             headers["Authorization"] = f"Bearer {os.environ[key_env]}"
         self.model = config["model"]
-        self.chat = config.get("endpoint", "completions") == "chat"
+        self._chat_endpoint = config.get("endpoint", "completions") == "chat"
         self.max_retries = int(config.get("max_retries", 2))
         self._http = httpx.Client(
             base_url=config["base_url"].rstrip("/") + "/",
             headers=headers,
             timeout=float(config.get("timeout", 60)),
         )
-        if not self.chat and config.get("loglikelihood", True) and self._probe():
+        if self._chat_endpoint:
+            self.chat = self._chat
+        elif config.get("loglikelihood", True) and self._probe():
             self.loglikelihood = self._loglikelihood
 
     def __repr__(self) -> str:
@@ -70,21 +73,43 @@ class OpenAIModel:
             time.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def generate(
-        self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
-    ) -> list[str]:
+    @staticmethod
+    def _params(max_new_tokens: int, temperature: float, stop: list[str] | None) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature}
         if stop:
             params["stop"] = stop
+        return params
+
+    def generate(
+        self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
+    ) -> list[str]:
+        """Continuations from /completions; on the chat endpoint each prompt is one user turn."""
+        if self._chat_endpoint:
+            conversations = [[{"role": "user", "content": p}] for p in prompts]
+            return self._chat(
+                conversations, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
+            )
+        params = self._params(max_new_tokens, temperature, stop)
         out = []
         for prompt in prompts:
-            if self.chat:
-                messages = [{"role": "user", "content": prompt}]
-                choice = self._post("chat/completions", {"messages": messages, **params})
-                text = choice["choices"][0]["message"]["content"] or ""
-            else:
-                text = self._post("completions", {"prompt": prompt, **params})["choices"][0]["text"]
+            text = self._post("completions", {"prompt": prompt, **params})["choices"][0]["text"]
             out.append(cut_at_stop(text, stop or ()))
+        return out
+
+    def _chat(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+    ) -> list[str]:
+        """One /chat/completions reply per conversation (the server applies the template)."""
+        params = self._params(max_new_tokens, temperature, stop)
+        out = []
+        for messages in conversations:
+            choice = self._post("chat/completions", {"messages": messages, **params})
+            out.append(cut_at_stop(choice["choices"][0]["message"]["content"] or "", stop or ()))
         return out
 
     def _score(self, context: str, continuation: str) -> float | None:

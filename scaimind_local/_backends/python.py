@@ -3,6 +3,7 @@
 Manifest: `{"backend": "python", "target": "pkg.module:attr", "options": {...}}`. A class is
 called with `options`; a function with a `prompts` parameter is the `generate` itself; any other
 callable is a factory called with `options`; an object with `generate` is used as it is.
+The object's optional `loglikelihood` and `chat` are passed through (see `_backends.base`).
 """
 
 from __future__ import annotations
@@ -43,10 +44,18 @@ def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
 class PythonModel:
     """Adapts a user object to `ModelBackend`, checking what it returns."""
 
-    def __init__(self, generate: Callable[..., Any], loglikelihood: Callable[..., Any] | None):
+    def __init__(
+        self,
+        generate: Callable[..., Any],
+        loglikelihood: Callable[..., Any] | None,
+        chat: Callable[..., Any] | None = None,
+    ):
         self._generate = generate
         if loglikelihood is not None:
             self.loglikelihood = loglikelihood
+        if chat is not None:
+            self._user_chat = chat
+            self.chat = self._chat
 
     def generate(
         self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
@@ -54,13 +63,31 @@ class PythonModel:
         out = self._generate(
             list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
         )
-        if not isinstance(out, list) or len(out) != len(prompts):
-            raise TypeError(
-                f"the model's generate returned {type(out).__name__} of length "
-                f"{len(out) if hasattr(out, '__len__') else '?'} for {len(prompts)} prompts; "
-                "it must return one string per prompt"
-            )
-        return [cut_at_stop(str(text), stop or ()) for text in out]
+        return _checked("generate", out, len(prompts), stop)
+
+    def _chat(
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+    ) -> list[str]:
+        out = self._user_chat(
+            list(conversations), max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
+        )
+        return _checked("chat", out, len(conversations), stop)
+
+
+def _checked(method: str, out: Any, expected: int, stop: list[str] | None) -> list[str]:
+    """The user's answers, one string per input, cut at the first stop sequence."""
+    if not isinstance(out, list) or len(out) != expected:
+        raise TypeError(
+            f"the model's {method} returned {type(out).__name__} of length "
+            f"{len(out) if hasattr(out, '__len__') else '?'} for {expected} inputs; "
+            "it must return one string per input"
+        )
+    return [cut_at_stop(str(text), stop or ()) for text in out]
 
 
 def load(manifest: ModelManifest, settings: dict[str, Any]) -> PythonModel:
@@ -77,4 +104,7 @@ def load(manifest: ModelManifest, settings: dict[str, Any]) -> PythonModel:
         obj = target(options)
     if not callable(getattr(obj, "generate", None)):
         raise TypeError(f"model target {manifest.config['target']!r} has no generate method")
-    return PythonModel(obj.generate, getattr(obj, "loglikelihood", None))
+    chat = getattr(obj, "chat", None)
+    return PythonModel(
+        obj.generate, getattr(obj, "loglikelihood", None), chat if callable(chat) else None
+    )

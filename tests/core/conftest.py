@@ -30,6 +30,8 @@ class FakeCoordinator:
         self.page_override: Callable[[httpx.Request], httpx.Response] | None = None
         self.clock = datetime.now(UTC)
         self.scripts: dict[str, list[dict[str, Any]]] = {}
+        self.honour_keys = False  # like scaimind_local: dedupe submits by Idempotency-Key, echo it
+        self.keys: dict[str, str] = {}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -62,9 +64,17 @@ class FakeCoordinator:
             )
         if path == "/evaluations" and request.method == "POST":
             body = json.loads(request.content)
-            eid = f"eval_{len(self.evaluations) + 1:04d}"
-            self.add({"evaluation_id": eid, **body})
-            return httpx.Response(200, json={"data": {"evaluation_id": eid, "status": "PENDING"}})
+            key = request.headers.get("idempotency-key", "")
+            headers = {"Idempotency-Key": key} if self.honour_keys and key else {}
+            if headers and key in self.keys:
+                eid = self.keys[key]
+                headers["Idempotent-Replayed"] = "true"
+            else:
+                eid = f"eval_{len(self.evaluations) + 1:04d}"
+                self.add({"evaluation_id": eid, **body})
+                self.keys[key] = eid
+            answer = {"data": {"evaluation_id": eid, "status": "PENDING"}}
+            return httpx.Response(200, json=answer, headers=headers)
         if path == "/evaluations" and request.method == "GET":
             if self.page_override is not None:
                 return self.page_override(request)
