@@ -3,6 +3,8 @@
 50 concurrent clients poll `GET /evaluations/{id}` for 20 s against a coordinator holding
 10,000 evaluations, then the same against a one-route Starlette app under uvicorn. Prints
 requests/s and p50/p99 latency side by side (goal: ≥ half the bare throughput, p99 < 50 ms).
+Both servers bind their socket the same way and run uvicorn's defaults (its httptools parser,
+a runtime dependency); the machine's load average is printed with the figures.
 
     python benchmarks/coordinator_load.py [--seconds 20] [--clients 50] [--evaluations 10000]
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import os
 import random
 import secrets
 import subprocess
@@ -46,7 +50,7 @@ def serve_bare() -> None:
 
     import uvicorn
 
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as the CLI
     sock.bind(("127.0.0.1", 0))
     print(f"bare serving http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(bare_app(), log_level="warning", access_log=False)  # type: ignore[arg-type]
@@ -70,7 +74,6 @@ def fill(db: Path, n: int) -> list[str]:
         "extra": {"spec_index": 0},
     }
     progress = [{"benchmark": "custom-qa", "completed": 100, "total": 100}]
-    store._conn().execute("BEGIN")
     for _ in range(n):
         row = store.create_evaluation("job_bench", "scaidrive://org/models/m", "", spec)
         store._conn().execute(
@@ -78,7 +81,6 @@ def fill(db: Path, n: int) -> list[str]:
             (json.dumps([result]), json.dumps(progress), row["id"]),
         )
         ids.append(row["id"])
-    store._conn().execute("COMMIT")
     store.close()
     return ids
 
@@ -188,7 +190,9 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(10)
             rows.append((name, *figures(latencies, args.seconds)))
+    parser_name = "httptools" if importlib.util.find_spec("httptools") else "h11"
     print(f"\n{args.clients} clients, {args.seconds:.0f} s, GET of {args.evaluations} evaluations")
+    print(f"uvicorn parser {parser_name}, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, rps, p50, p99 in rows:
         print(f"{name:<16}{rps:>10.0f}{p50:>10.1f}{p99:>10.1f}")

