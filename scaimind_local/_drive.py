@@ -35,8 +35,13 @@ class Drive:
                 f"local paths are disabled on this coordinator ({uri!r}): put the file under the "
                 "drive root and use scaidrive://org/path, or start it with --allow-local-paths"
             )
-        path = Path(unquote(urlsplit(uri).path)) if uri.startswith("file://") else Path(uri)
-        return path.expanduser().resolve()
+        local = unquote(urlsplit(uri).path) if uri.startswith("file://") else uri
+        if "\x00" in local:
+            raise InvalidBenchmark(f"{uri!r} contains an encoded NUL byte (%00): refused")
+        try:
+            return Path(local).expanduser().resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+            raise InvalidBenchmark(f"{uri!r} cannot be resolved: {exc}") from None
 
     def _under_root(self, uri: str, rest: str) -> Path:
         rest = unquote(rest)

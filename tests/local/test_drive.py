@@ -66,3 +66,16 @@ def test_api_refuses_traversal_with_400(scored_setup, api: httpx.Client, uri: st
     resp = submit(api, job_id, {"name": "custom-x", "dataset": uri})
     assert resp.status_code == 400, resp.text
     assert "drive root" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/a%00b.jsonl", "/tmp/a\x00b.jsonl"])
+def test_local_paths_with_a_nul_byte_are_refused_cleanly(tmp_path: Path, uri: str) -> None:
+    with pytest.raises(InvalidBenchmark, match="NUL"):
+        Drive(tmp_path, allow_local_paths=True).resolve(uri)
+
+
+def test_a_local_symlink_loop_is_refused_cleanly(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(InvalidBenchmark, match="cannot be resolved"):
+        Drive(tmp_path, allow_local_paths=True).resolve(f"file://{loop}/x.jsonl")
