@@ -4,9 +4,12 @@
 10,000 evaluations, then the same against a one-route Starlette app under uvicorn. Prints
 requests/s and p50/p99 latency side by side (goal: ≥ half the bare throughput, p99 < 50 ms).
 Both servers bind their socket the same way and run uvicorn's defaults (its httptools parser,
-a runtime dependency); the machine's load average is printed with the figures.
+a runtime dependency). Both stay up and are loaded in alternating slices (ours, bare, bare,
+ours, …), so a change in the shared machine's load hits both alike; the load average is
+printed with the figures. The working tree's packages are measured, whatever is installed.
 
-    python benchmarks/coordinator_load.py [--seconds 20] [--clients 50] [--evaluations 10000]
+    python benchmarks/coordinator_load.py [--seconds 20] [--slices 4] [--clients 50]
+        [--evaluations 10000]
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import os
 import random
 import secrets
@@ -23,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RECORD = {
     "evaluation_id": "eval_0",
@@ -58,7 +62,7 @@ def serve_bare() -> None:
 
 
 def fill(db: Path, n: int) -> list[str]:
-    """n COMPLETED evaluations with one result each, written straight into the store."""
+    """n COMPLETED evaluations with one result each, written through the store's own writes."""
     from scaimind_local._store import Store
 
     store = Store(db)
@@ -76,10 +80,8 @@ def fill(db: Path, n: int) -> list[str]:
     progress = [{"benchmark": "custom-qa", "completed": 100, "total": 100}]
     for _ in range(n):
         row = store.create_evaluation("job_bench", "scaidrive://org/models/m", "", spec)
-        store._conn().execute(
-            "UPDATE evaluations SET status='COMPLETED', results=?, progress=? WHERE id=?",
-            (json.dumps([result]), json.dumps(progress), row["id"]),
-        )
+        store.add_result(row["id"], [result], progress, 0, "custom-qa", [])
+        store.finish(row["id"], "COMPLETED")
         ids.append(row["id"])
     store.close()
     return ids
@@ -89,7 +91,11 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen[str], str]:
     """Run a server command and wait until its TCP port accepts connections."""
     import socket
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     url = proc.stdout.readline().split()[2]
     host, port = url.removeprefix("http://").split(":")
@@ -141,6 +147,7 @@ async def load(url: str, key: str, ids: list[str], clients: int, seconds: float)
 
 
 def figures(latencies: list[float], seconds: float) -> tuple[float, float, float]:
+    """Requests/s, p50 ms and p99 ms of one server's pooled slices."""
     ordered = sorted(latencies)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
     return len(ordered) / seconds, pick(0.50), pick(0.99)
@@ -151,48 +158,50 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--evaluations", type=int, default=10_000)
+    parser.add_argument("--slices", type=int, default=4, help="alternations of the two loads")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare()
         return
+    sys.path.insert(0, str(ROOT))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "load.sqlite"
         t0 = time.perf_counter()
         ids = fill(db, args.evaluations)
         print(f"filled {len(ids)} evaluations in {time.perf_counter() - t0:.1f} s")
         key = secrets.token_urlsafe(16)
-        rows = []
-        for name, cmd in [
-            (
-                "scaimind_local",
-                [
-                    sys.executable,
-                    "-m",
-                    "scaimind_local",
-                    "serve",
-                    "--port",
-                    "0",
-                    "--db",
-                    str(db),
-                    "--drive-root",
-                    tmp,
-                    "--api-key",
-                    key,
-                ],
-            ),
-            ("bare starlette", [sys.executable, __file__, "--serve-bare"]),
-        ]:
-            proc, url = start(cmd)
-            try:
-                latencies = asyncio.run(load(url, key, ids, args.clients, args.seconds))
-            finally:
+        ours = [sys.executable, "-m", "scaimind_local", "serve", "--port", "0", "--db", str(db)]
+        servers = {
+            "scaimind_local": [*ours, "--drive-root", tmp, "--api-key", key],
+            "bare starlette": [sys.executable, __file__, "--serve-bare"],
+        }
+        procs = {}
+        try:
+            for name, cmd in servers.items():
+                procs[name] = start(cmd)
+            latencies: dict[str, list[float]] = {name: [] for name in servers}
+            share = args.seconds / args.slices
+            for i in range(args.slices):
+                for name in list(servers)[:: 1 if i % 2 == 0 else -1]:
+                    latencies[name] += asyncio.run(
+                        load(procs[name][1], key, ids, args.clients, share)
+                    )
+        finally:
+            for proc, _url in procs.values():
                 proc.terminate()
                 proc.wait(10)
-            rows.append((name, *figures(latencies, args.seconds)))
+    rows = [(name, *figures(lat, args.seconds)) for name, lat in latencies.items()]
     parser_name = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    print(f"\n{args.clients} clients, {args.seconds:.0f} s, GET of {args.evaluations} evaluations")
-    print(f"uvicorn parser {parser_name}, load average {os.getloadavg()[0]:.2f} at the end")
+    print(
+        f"\n{args.clients} clients, {args.seconds:.0f} s each in {args.slices} alternating slices,"
+        f" GET of {args.evaluations} evaluations"
+    )
+    print(
+        f"uvicorn parser {parser_name}, load average {load_before:.2f} at the start,"
+        f" {os.getloadavg()[0]:.2f} at the end"
+    )
     print(f"{'server':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, rps, p50, p99 in rows:
         print(f"{name:<16}{rps:>10.0f}{p50:>10.1f}{p99:>10.1f}")

@@ -7,7 +7,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ._benchmarks.base import BenchmarkSpec, InvalidBenchmark
 from ._openapi import openapi
 from ._service import Service
-from ._store import JOB_STATUSES, TERMINAL, KeyInUse
+from ._store import JOB_STATUSES, TERMINAL, KeyInUse, dump_json
 
 PREFIX = "/v1/modules/scaimind"
 MAX_BODY = 1 << 20
@@ -52,26 +51,18 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-def _finite(value: Any) -> Any:
-    """NaN and ±Inf as the strings protobuf's JSON mapping uses; never a bare NaN token."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        # fast path: the C encoder refuses NaN/Inf, and only then is the record walked
-        try:
-            return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
-        except ValueError:
-            return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
+        return dump_json(content)
+
+
+def _record(
+    rendered: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An evaluation's stored rendering in the `{"data": …}` envelope, with no decode/encode."""
+    return Response(b'{"data":' + rendered + b"}", status, headers, "application/json")
 
 
 def _data(payload: Any, status: int = 200) -> JSON:
@@ -86,44 +77,6 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 
 # rendering
-
-
-def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
-    """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
-    out: dict[str, Any] = {
-        "evaluation_id": row["id"],
-        "job_id": row["job_id"],
-        "model_uri": row["model_uri"],
-        "checkpoint_id": row["checkpoint_id"],
-        "status": row["status"],
-        "benchmarks": [
-            {
-                "name": b["name"],
-                "dataset": b.get("dataset") or "",
-                "num_samples": str(b.get("num_samples") or 0),
-                "parameters": b.get("parameters") or {},
-            }
-            for b in row["benchmarks"]
-        ],
-        "progress": [
-            {
-                "benchmark": p["benchmark"],
-                "completed": str(p["completed"]),
-                "total": str(p["total"]),
-            }
-            for p in row["progress"]
-        ],
-        "results": [{**r, "num_samples": str(r["num_samples"])} for r in row["results"]],
-        "cancel_requested": bool(row["cancel_requested"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-    if row["error"]:
-        out["error"] = row["error"]
-    for key in ("started_at", "completed_at"):
-        if row[key]:
-            out[key] = row[key]
-    return out
 
 
 def render_listed(row: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +211,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(service: Service, key: str, fingerprint: str) -> JSON | None:
+def _replay(service: Service, key: str, fingerprint: str) -> Response | None:
     """The first answer's evaluation (now) for a key seen before; 422 if the body differs."""
     seen = service.store.idempotent_submit(key)
     if seen is None:
@@ -270,13 +223,12 @@ def _replay(service: Service, key: str, fingerprint: str) -> JSON | None:
             f"Idempotency-Key {key!r} was already used for evaluation {eval_id} with a different "
             "request body; use a new key for a new submission",
         )
-    row = service.store.get_evaluation(eval_id)
-    assert row is not None  # evaluations are never deleted
-    headers = {"Idempotency-Key": key, "Idempotent-Replayed": "true"}
-    return JSON({"data": render_evaluation(row)}, status, headers=headers)
+    rendered = service.store.get_rendered(eval_id)
+    assert rendered is not None  # evaluations are never deleted
+    return _record(rendered, status, {"Idempotency-Key": key, "Idempotent-Replayed": "true"})
 
 
-async def submit(request: Request) -> JSON:
+async def submit(request: Request) -> Response:
     service: Service = request.app.state.service
     key = _idempotency_key(request)
     body = await _body(request)
@@ -312,10 +264,10 @@ async def submit(request: Request) -> JSON:
         assert replayed is not None
         return replayed
     headers = {"Idempotency-Key": key} if key is not None else None
-    return JSON({"data": render_evaluation(row)}, headers=headers)
+    return _record(row["rendered"], headers=headers)
 
 
-async def evaluations(request: Request) -> JSON:
+async def evaluations(request: Request) -> Response:
     """One route for both methods, so a 405 on it lists both in its Allow header."""
     return await (submit if request.method == "POST" else list_evaluations)(request)
 
@@ -328,8 +280,12 @@ def _evaluation(request: Request) -> dict[str, Any]:
     return row
 
 
-async def get_evaluation(request: Request) -> JSON:
-    return _data(render_evaluation(_evaluation(request)))
+async def get_evaluation(request: Request) -> Response:
+    eval_id = request.path_params["evaluation_id"]
+    rendered = request.app.state.service.store.get_rendered(eval_id)
+    if rendered is None:
+        raise ApiError(404, f"evaluation {eval_id!r} not found")
+    return _record(rendered)
 
 
 async def list_evaluations(request: Request) -> JSON:
@@ -347,12 +303,12 @@ async def list_evaluations(request: Request) -> JSON:
     )
 
 
-async def cancel_evaluation(request: Request) -> JSON:
+async def cancel_evaluation(request: Request) -> Response:
     row = _evaluation(request)
     if row["status"] in TERMINAL:
         raise ApiError(409, f"evaluation {row['id']} is already {row['status']}; nothing to cancel")
     row = request.app.state.service.store.request_cancel(row["id"])
-    return _data(render_evaluation(row))
+    return _record(row["rendered"])
 
 
 async def list_samples(request: Request) -> JSON:

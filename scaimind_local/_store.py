@@ -1,12 +1,15 @@
 """SQLite store (WAL): jobs, evaluations with their progress and results, per-sample records.
 
 Every state change is a single SQL statement or transaction, so a killed process leaves the
-file consistent; one connection per thread keeps sqlite3's threading rules simple.
+file consistent; one connection per thread keeps sqlite3's threading rules simple. Each
+evaluation row also holds its rendered JSON record (`rendered`), rewritten in the same
+transaction as every change of the row, so a GET is one indexed read with no decode/encode.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
 import threading
@@ -40,7 +43,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     started_at TEXT,
-    completed_at TEXT
+    completed_at TEXT,
+    rendered BLOB
 );
 CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, seq);
@@ -72,6 +76,63 @@ def _format(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _finite(value: Any) -> Any:
+    """NaN and ±Inf as the strings protobuf's JSON mapping uses; never a bare NaN token."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dump_json(content: Any) -> bytes:
+    """Compact JSON; NaN/Inf become strings (the C encoder refuses them, only then the walk)."""
+    try:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
+
+
+def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
+    """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
+    out: dict[str, Any] = {
+        "evaluation_id": row["id"],
+        "job_id": row["job_id"],
+        "model_uri": row["model_uri"],
+        "checkpoint_id": row["checkpoint_id"],
+        "status": row["status"],
+        "benchmarks": [
+            {
+                "name": b["name"],
+                "dataset": b.get("dataset") or "",
+                "num_samples": str(b.get("num_samples") or 0),
+                "parameters": b.get("parameters") or {},
+            }
+            for b in row["benchmarks"]
+        ],
+        "progress": [
+            {
+                "benchmark": p["benchmark"],
+                "completed": str(p["completed"]),
+                "total": str(p["total"]),
+            }
+            for p in row["progress"]
+        ],
+        "results": [{**r, "num_samples": str(r["num_samples"])} for r in row["results"]],
+        "cancel_requested": bool(row["cancel_requested"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    if row["error"]:
+        out["error"] = row["error"]
+    for key in ("started_at", "completed_at"):
+        if row[key]:
+            out[key] = row[key]
+    return out
+
+
 class Store:
     """All persistent state of a coordinator, in one SQLite file."""
 
@@ -82,6 +143,11 @@ class Store:
         self._last_ts = datetime.min.replace(tzinfo=UTC)
         conn = self._conn()
         conn.executescript(_SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(evaluations)")}
+        if "rendered" not in columns:  # a file from before the stored rendering
+            conn.execute("ALTER TABLE evaluations ADD COLUMN rendered BLOB")
+        with _transaction(conn):  # render rows that have no rendering yet (none once migrated)
+            self._write(conn, "SELECT * FROM evaluations WHERE rendered IS NULL", ())
         last = conn.execute("SELECT MAX(updated_at) FROM evaluations").fetchone()[0]
         if last:  # keep timestamps increasing across restarts, even if the clock stepped back
             self._last_ts = datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
@@ -95,6 +161,27 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
+
+    def _write(self, conn: sqlite3.Connection, sql: str, args: Any) -> list[dict[str, Any]]:
+        """Run a statement returning whole evaluation rows and store each row's rendering.
+
+        Every change of an evaluation goes through here, inside a transaction, so the rendered
+        record served by GET never lags behind the row's columns.
+        """
+        rows = [_decode(r) for r in conn.execute(sql, args).fetchall()]
+        for row in rows:
+            row["rendered"] = dump_json(render_evaluation(row))
+        conn.executemany(
+            "UPDATE evaluations SET rendered=? WHERE seq=?",
+            [(row["rendered"], row["seq"]) for row in rows],
+        )
+        return rows
+
+    def _update(self, sql: str, args: Any) -> list[dict[str, Any]]:
+        """`_write` in a transaction of its own."""
+        conn = self._conn()
+        with _transaction(conn):
+            return self._write(conn, sql, args)
 
     def now(self) -> str:
         """A strictly increasing RFC 3339 timestamp, so creation order is listing order."""
@@ -145,10 +232,11 @@ class Store:
         ]
         conn = self._conn()
         with _transaction(conn):
-            conn.execute(
+            [row] = self._write(
+                conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
                 " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
@@ -171,8 +259,6 @@ class Store:
                     )
                 except sqlite3.IntegrityError:
                     raise KeyInUse(idempotency[0]) from None
-        row = self.get_evaluation(eval_id)
-        assert row is not None
         return row
 
     def _key_cutoff(self) -> str:
@@ -194,6 +280,15 @@ class Store:
     def get_evaluation(self, eval_id: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM evaluations WHERE id = ?", (eval_id,)).fetchone()
         return _decode(row) if row else None
+
+    def get_rendered(self, eval_id: str) -> bytes | None:
+        """The evaluation's rendered JSON record, as stored with its last change (GET's path)."""
+        row = (
+            self._conn()
+            .execute("SELECT rendered FROM evaluations WHERE id = ?", (eval_id,))
+            .fetchone()
+        )
+        return row[0] if row else None
 
     def list_evaluations(
         self, page_size: int, after: tuple[str, str] | None
@@ -218,29 +313,27 @@ class Store:
     def claim_next(self) -> dict[str, Any] | None:
         """Atomically move the oldest QUEUED evaluation to RUNNING and return it."""
         now = self.now()
-        row = (
-            self._conn()
-            .execute(
-                "UPDATE evaluations SET status='RUNNING', started_at=COALESCE(started_at, ?),"
-                " updated_at=? WHERE seq = (SELECT seq FROM evaluations WHERE status='QUEUED'"
-                " ORDER BY seq LIMIT 1) AND status='QUEUED' RETURNING *",
-                (now, now),
-            )
-            .fetchone()
+        rows = self._update(
+            "UPDATE evaluations SET status='RUNNING', started_at=COALESCE(started_at, ?),"
+            " updated_at=? WHERE seq = (SELECT seq FROM evaluations WHERE status='QUEUED'"
+            " ORDER BY seq LIMIT 1) AND status='QUEUED' RETURNING *",
+            (now, now),
         )
-        return _decode(row) if row else None
+        return rows[0] if rows else None
 
     def requeue_running(self) -> int:
         """After a restart: work that was RUNNING goes back to the queue (finished specs kept)."""
-        cur = self._conn().execute(
-            "UPDATE evaluations SET status='QUEUED', updated_at=? WHERE status='RUNNING'",
+        rows = self._update(
+            "UPDATE evaluations SET status='QUEUED', updated_at=? WHERE status='RUNNING'"
+            " RETURNING *",
             (self.now(),),
         )
-        return cur.rowcount
+        return len(rows)
 
     def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
-        self._conn().execute(
-            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status='RUNNING'",
+        self._update(
+            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status='RUNNING'"
+            " RETURNING *",
             (json.dumps(progress), self.now(), eval_id),
         )
 
@@ -263,15 +356,17 @@ class Store:
                 "INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
                 [(eval_id, spec_index, benchmark, i, json.dumps(s)) for i, s in enumerate(samples)],
             )
-            conn.execute(
-                "UPDATE evaluations SET results=?, progress=?, updated_at=? WHERE id=?",
+            self._write(
+                conn,
+                "UPDATE evaluations SET results=?, progress=?, updated_at=? WHERE id=? RETURNING *",
                 (json.dumps(results), json.dumps(progress), self.now(), eval_id),
             )
 
     def finish(self, eval_id: str, status: str, error: dict[str, str] | None = None) -> None:
         now = self.now()
-        self._conn().execute(
-            "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=? WHERE id=?",
+        self._update(
+            "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=? WHERE id=?"
+            " RETURNING *",
             (status, json.dumps(error) if error else None, now, now, eval_id),
         )
 
@@ -280,15 +375,19 @@ class Store:
         now = self.now()
         error = json.dumps({"code": "CANCELLED", "message": "cancelled by request"})
         conn = self._conn()
-        conn.execute(
-            "UPDATE evaluations SET status='CANCELLED', error=?, updated_at=?, completed_at=?,"
-            " cancel_requested=1 WHERE id=? AND status='QUEUED'",
-            (error, now, now, eval_id),
-        )
-        conn.execute(
-            "UPDATE evaluations SET cancel_requested=1, updated_at=? WHERE id=? AND status='RUNNING'",
-            (now, eval_id),
-        )
+        with _transaction(conn):
+            self._write(
+                conn,
+                "UPDATE evaluations SET status='CANCELLED', error=?, updated_at=?, completed_at=?,"
+                " cancel_requested=1 WHERE id=? AND status='QUEUED' RETURNING *",
+                (error, now, now, eval_id),
+            )
+            self._write(
+                conn,
+                "UPDATE evaluations SET cancel_requested=1, updated_at=? WHERE id=?"
+                " AND status='RUNNING' RETURNING *",
+                (now, eval_id),
+            )
         return self.get_evaluation(eval_id)
 
     def cancel_requested(self, eval_id: str) -> bool:
