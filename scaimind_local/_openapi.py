@@ -119,6 +119,7 @@ _SCHEMAS: dict[str, Any] = {
         {
             "benchmark": {"type": "string"},
             "score": _NUM,
+            "primary_metric": {"type": "string"},
             "metrics": {"type": "object", "additionalProperties": _NUM},
             "stderr": {"type": "object", "additionalProperties": _NUM},
             "num_samples": _INT64,

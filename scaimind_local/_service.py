@@ -156,6 +156,7 @@ class Service:
                     {
                         "benchmark": spec.name,
                         "score": metrics.get(primary, 0.0) if primary else 0.0,
+                        "primary_metric": primary or "",
                         "metrics": metrics,
                         "stderr": {k: float(v) for k, v in out.stderr.items() if v is not None},
                         "num_samples": out.num_samples,

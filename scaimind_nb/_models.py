@@ -261,7 +261,7 @@ class BenchmarkResult:
     def primary_metric(self) -> str:
         """Name of the primary metric: score field, ``score``, accuracy/acc/exact_match/pass@1, the only one."""
         if self.score_field is not None:
-            return "score"
+            return self._hinted_primary() or "score"
         by_key: dict[str, str] = {}
         for name in self.metrics:
             by_key.setdefault(metric_key(name), name)
@@ -278,6 +278,12 @@ class BenchmarkResult:
             f"benchmark {self.benchmark!r} has no primary metric among "
             f"{', '.join(sorted(self.metrics))}; pass metric=..."
         )
+
+    def _hinted_primary(self) -> str | None:
+        """The metric the coordinator names as primary (``primary_metric``) when it holds the score."""
+        hint = self.extra.get("primary_metric")
+        name = self._resolve(hint) if isinstance(hint, str) and hint else None
+        return name if name is not None and self.metrics[name] == self.score_field else None
 
     @property
     def score(self) -> float:

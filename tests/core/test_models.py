@@ -141,3 +141,19 @@ def test_evaluation_repr_is_concise_and_display_shows_results() -> None:
     bundle = ev._repr_mimebundle_()
     assert "eval_r1" in bundle["text/plain"] and "0.6250" in bundle["text/plain"]
     assert "COMPLETED" in bundle["text/html"] and "accuracy" in bundle["text/html"]
+
+
+def test_score_field_takes_the_name_the_coordinator_gives_it() -> None:
+    from scaimind_nb import parse_evaluation
+
+    def result(**fields: object) -> object:
+        payload = {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "qa", **fields}]}
+        return parse_evaluation(payload).results[0]
+
+    named = result(score=0.75, primaryMetric="exact_match", metrics={"exact_match": 0.75, "f1": 0.8})
+    assert (named.primary_metric, named.score) == ("exact_match", 0.75)
+    # a hint that does not hold the score is ignored: the score field still wins, as "score"
+    stale = result(score=0.7, primary_metric="exact_match", metrics={"exact_match": 0.75})
+    assert (stale.primary_metric, stale.score) == ("score", 0.7)
+    unnamed = result(score=0.75, metrics={"exact_match": 0.75, "f1": 0.8})
+    assert (unnamed.primary_metric, unnamed.score) == ("score", 0.75)

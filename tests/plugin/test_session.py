@@ -42,7 +42,7 @@ def test_one_submission_for_the_session_and_none_on_rerun(gate_project):
     assert gate_project.submissions() == 1
     [evaluation_id] = gate_project.evaluation_ids()
     line = next(ln for ln in first.outlines if "custom-qa" in ln and "< 0.8000" in ln)
-    for part in ("score 0.7500", "min_score 0.8", "delta -0.0500", "n=4", evaluation_id):
+    for part in ("exact_match 0.7500", "min_score 0.8", "delta -0.0500", "n=4", evaluation_id):
         assert part in line
     assert f"evaluation {evaluation_id} (reused)" not in first.stdout.str()
     second = gate_project.run()

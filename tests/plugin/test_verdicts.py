@@ -75,18 +75,18 @@ def test_big_does_not_regress():
     spec_label = label(make_gate("custom-big", dataset=gate_project.big).spec)
     entry = data["benchmarks"][spec_label]
     [evaluation_id] = gate_project.evaluation_ids()
-    assert entry["metrics"]["score"]["value"] == pytest.approx(0.95)
+    assert entry["metrics"]["exact_match"]["value"] == pytest.approx(0.95)
     assert entry["num_samples"] == 20
     assert entry["source"]["evaluation_id"] == evaluation_id
     assert entry["source"]["job_id"] == gate_project.job_id
 
     gate_project.run(f"--scaimind-baseline={path}").assert_outcomes(passed=1)
-    entry["metrics"]["score"]["value"] = 0.99
+    entry["metrics"]["exact_match"]["value"] = 0.99
     path.write_text(json.dumps(data))
     regressed = gate_project.run(f"--scaimind-baseline={path}")
     regressed.assert_outcomes(failed=1)
     regressed.stdout.fnmatch_lines(
-        ["*score 0.9500 < 0.9800 [[]baseline 0.9900 - max_drop 0.01[]] (delta -0.0400)*"]
+        ["*exact_match 0.9500 < 0.9800 [[]baseline 0.9900 - max_drop 0.01[]] (delta -0.0400)*"]
     )
 
     path.write_text(json.dumps({"benchmarks": {spec_label: {"evaluation_id": evaluation_id}}}))
