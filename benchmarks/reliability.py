@@ -96,8 +96,11 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="scaimind-reliability-") as tmp:
         base = Path(tmp)
-        for part in (lambda: wire(base, key, args.seeds), lambda: crash(base, key, args.kills),
-                     lambda: soak(base, key, args.soak)):
+        for part in (
+            lambda: wire(base, key, args.seeds),
+            lambda: crash(base, key, args.kills),
+            lambda: soak(base, key, args.soak),
+        ):
             part()
             print()
     print(f"total {time.monotonic() - started:.0f}s")

@@ -147,10 +147,16 @@ def test_score_field_takes_the_name_the_coordinator_gives_it() -> None:
     from scaimind_nb import parse_evaluation
 
     def result(**fields: object) -> object:
-        payload = {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "qa", **fields}]}
+        payload = {
+            "evaluation_id": "e",
+            "status": "COMPLETED",
+            "results": [{"benchmark": "qa", **fields}],
+        }
         return parse_evaluation(payload).results[0]
 
-    named = result(score=0.75, primaryMetric="exact_match", metrics={"exact_match": 0.75, "f1": 0.8})
+    named = result(
+        score=0.75, primaryMetric="exact_match", metrics={"exact_match": 0.75, "f1": 0.8}
+    )
     assert (named.primary_metric, named.score) == ("exact_match", 0.75)
     # a hint that does not hold the score is ignored: the score field still wins, as "score"
     stale = result(score=0.7, primary_metric="exact_match", metrics={"exact_match": 0.75})

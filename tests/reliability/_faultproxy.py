@@ -293,7 +293,10 @@ class FaultProxy:
             status_line, body = "HTTP/1.1 200 OK", b"<html>502 Bad Gateway</html> not json {"
             response_headers = [("Content-Type", "application/json")]
         keep_alive = (request.header("connection") or "").lower() != "close"
-        response_headers = [*response_headers, ("Connection", "keep-alive" if keep_alive else "close")]
+        response_headers = [
+            *response_headers,
+            ("Connection", "keep-alive" if keep_alive else "close"),
+        ]
         writer.write(_render(status_line, response_headers, body))
         await writer.drain()
         return keep_alive
@@ -303,7 +306,9 @@ class FaultProxy:
         up_reader, up_writer = await asyncio.open_connection(*self._upstream, limit=2**24)
         try:
             headers = [*request.headers, ("Connection", "close")]
-            up_writer.write(_render(f"{request.method} {request.target} HTTP/1.1", headers, request.body))
+            up_writer.write(
+                _render(f"{request.method} {request.target} HTTP/1.1", headers, request.body)
+            )
             await up_writer.drain()
             with self._lock:
                 self.forwarded[f"{request.method} {request.path}"] += 1

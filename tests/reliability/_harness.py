@@ -53,7 +53,9 @@ WIRE_FAULTS = (
 )
 
 
-def scored_model(drive_root: Path, *, delay: float = 0.0, tag: str = "") -> tuple[str, dict[str, Any]]:
+def scored_model(
+    drive_root: Path, *, delay: float = 0.0, tag: str = ""
+) -> tuple[str, dict[str, Any]]:
     """A scripted model scoring EXPECTED_SCORE on a 4-row custom dataset: (model_uri, benchmark)."""
     from scaimind_local.testing import write_custom_dataset, write_model
 
@@ -103,7 +105,13 @@ def junit_verdicts(path: Path) -> dict[str, str]:
 
 
 def run_gate_session(
-    folder: Path, host: str, api_key: str, job_id: str, dataset: str, *, extra: list[str] | None = None,
+    folder: Path,
+    host: str,
+    api_key: str,
+    job_id: str,
+    dataset: str,
+    *,
+    extra: list[str] | None = None,
     timeout: float = 240,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     """A real `pytest` gate session in a subprocess against `host`; returns it and its verdicts."""
@@ -112,9 +120,19 @@ def run_gate_session(
     env = {**os.environ, "SCAIGRID_API_KEY": api_key, "PYTHONPATH": str(REPO)}
     env.pop("SCAIGRID_HOST", None)
     cmd = [
-        sys.executable, "-m", "pytest", str(test_file), "-p", "no:cacheprovider", "-q",
-        f"--rootdir={folder}", f"--junitxml={junit}", f"--scaimind-host={host}",
-        f"--scaimind-job={job_id}", "--scaimind-reuse=never", "--scaimind-timeout=120",
+        sys.executable,
+        "-m",
+        "pytest",
+        str(test_file),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--rootdir={folder}",
+        f"--junitxml={junit}",
+        f"--scaimind-host={host}",
+        f"--scaimind-job={job_id}",
+        "--scaimind-reuse=never",
+        "--scaimind-timeout=120",
         *(extra or []),
     ]
     proc = subprocess.run(
@@ -139,7 +157,12 @@ class WireFigures:
 
 
 def wire_scenario(
-    coordinator: Any, workdir: Path, *, waits: int = 20, seed: int = 1, rate: float = 0.3,
+    coordinator: Any,
+    workdir: Path,
+    *,
+    waits: int = 20,
+    seed: int = 1,
+    rate: float = 0.3,
     deadline: float = 120.0,
 ) -> WireFigures:
     """A gate session, a notebook-style evaluate() and `waits` concurrent Client.waits, all at once,
@@ -156,8 +179,13 @@ def wire_scenario(
     started = time.monotonic()
     with FaultProxy(coordinator.url, plan) as proxy:
         client = scaimind_nb.Client(
-            proxy.url, coordinator.api_key, timeout=1.5, poll_interval=0.1, max_poll_interval=0.5,
-            call_deadline=60, max_retries=4,
+            proxy.url,
+            coordinator.api_key,
+            timeout=1.5,
+            poll_interval=0.1,
+            max_poll_interval=0.5,
+            call_deadline=60,
+            max_retries=4,
         )
 
         def one_wait(job: str) -> str:
@@ -167,7 +195,12 @@ def wire_scenario(
 
         def notebook() -> str:
             run = scaimind_nb.evaluate(
-                notebook_job, model_uri, [benchmark], client=client, progress="off", timeout=deadline
+                notebook_job,
+                model_uri,
+                [benchmark],
+                client=client,
+                progress="off",
+                timeout=deadline,
             )
             return _verdict(run.evaluation, notebook_job)
 
@@ -188,7 +221,9 @@ def wire_scenario(
             for future in futures:
                 try:
                     problem = future.result(timeout=deadline + 60)
-                except Exception as exc:  # a session that died is a finding, not a crash of the test
+                except (
+                    Exception
+                ) as exc:  # a session that died is a finding, not a crash of the test
                     problem = f"{type(exc).__name__}: {exc}"
                 if problem:
                     figures.wrong.append(problem)
@@ -257,10 +292,22 @@ class ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("SCAIGRID_API_KEY", None)
         cmd = [
-            sys.executable, "-m", "scaimind_local", "serve", "--port", str(self.port),
-            "--db", str(self.db_path), "--drive-root", str(self.drive_root),
-            "--workers", str(self.workers), "--api-key", self.api_key,
-            "--log-level", self.log_level,
+            sys.executable,
+            "-m",
+            "scaimind_local",
+            "serve",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db_path),
+            "--drive-root",
+            str(self.drive_root),
+            "--workers",
+            str(self.workers),
+            "--api-key",
+            self.api_key,
+            "--log-level",
+            self.log_level,
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=self.workdir)
@@ -295,7 +342,9 @@ class ServerProcess:
 def _register(url: str, api_key: str, job_id: str, model_uri: str) -> None:
     body = json.dumps({"job_id": job_id, "model_uri": model_uri, "status": "COMPLETED"}).encode()
     request = urllib.request.Request(
-        url + "/v1/modules/scaimind/jobs", data=body, method="POST",
+        url + "/v1/modules/scaimind/jobs",
+        data=body,
+        method="POST",
         headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
     )
     urllib.request.urlopen(request, timeout=10).close()
@@ -321,8 +370,14 @@ def _await_work_in(server: ServerProcess, runs_log: Path, timeout: float) -> Non
 
 
 def crash_scenario(
-    workdir: Path, api_key: str, *, evaluations: int = 30, kills: int = 3, seed: int = 1,
-    delay: float = 0.15, deadline: float = 180.0,
+    workdir: Path,
+    api_key: str,
+    *,
+    evaluations: int = 30,
+    kills: int = 3,
+    seed: int = 1,
+    delay: float = 0.15,
+    deadline: float = 180.0,
 ) -> CrashFigures:
     """SIGKILL and restart the server `kills` times while `evaluations` are queued or running and
     one client wait per evaluation spans the crashes; then check every result and every run."""
@@ -339,7 +394,9 @@ def crash_scenario(
         dataset = write_custom_dataset(server.drive_root, f"org/crash/qa{i}.jsonl", rows)
         benchmarks.append({"name": BENCHMARK, "dataset": dataset})
     model_uri = write_model(
-        server.drive_root, "org/models/recorder", "tests.reliability._recorder:RecordingModel",
+        server.drive_root,
+        "org/models/recorder",
+        "tests.reliability._recorder:RecordingModel",
         {"answers": answers, "delay": delay, "log": str(runs_log)},
     )
     figures = CrashFigures(evaluations=evaluations)
@@ -348,7 +405,11 @@ def crash_scenario(
     server.start()
     try:
         client = scaimind_nb.Client(
-            server.url, api_key, timeout=2.0, poll_interval=0.1, max_poll_interval=0.3,
+            server.url,
+            api_key,
+            timeout=2.0,
+            poll_interval=0.1,
+            max_poll_interval=0.3,
             call_deadline=60,
         )
         ids = []
@@ -378,9 +439,10 @@ def crash_scenario(
         server.stop()
     figures.seconds = time.monotonic() - started
     with sqlite3.connect(server.db_path) as conn:
-        stored = {r[0]: r[1:] for r in conn.execute(
-            "SELECT id, status, results, completed_at FROM evaluations"
-        )}
+        stored = {
+            r[0]: r[1:]
+            for r in conn.execute("SELECT id, status, results, completed_at FROM evaluations")
+        }
     calls = [json.loads(line) for line in runs_log.read_text().splitlines()]
     for i, eid in enumerate(ids):
         if eid not in stored:
@@ -390,7 +452,9 @@ def crash_scenario(
         scores = [r["score"] for r in json.loads(results)]
         if status == "COMPLETED" and scores == [EXPECTED_SCORE]:
             figures.completed_right += 1
-        figures.interrupted += len({c["pid"] for c in calls if c["prompts"][0].startswith(f"e{i} ")}) > 1
+        figures.interrupted += (
+            len({c["pid"] for c in calls if c["prompts"][0].startswith(f"e{i} ")}) > 1
+        )
         last_prompt = f"e{i} {ROWS[-1]['prompt']}"
         finished = [c["t"] for c in calls if last_prompt in c["prompts"]]
         done_at = _epoch(completed_at) if completed_at else float("inf")
@@ -419,10 +483,14 @@ class SoakFigures:
 
 def _completed(db_path: Path) -> int:
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM evaluations WHERE status='COMPLETED'").fetchone()[0])
+        return int(
+            conn.execute("SELECT COUNT(*) FROM evaluations WHERE status='COMPLETED'").fetchone()[0]
+        )
 
 
-def soak_scenario(workdir: Path, api_key: str, *, evaluations: int = 150, page_size: int = 7) -> SoakFigures:
+def soak_scenario(
+    workdir: Path, api_key: str, *, evaluations: int = 150, page_size: int = 7
+) -> SoakFigures:
     """Many small evaluations through two workers while clients poll and page the listing."""
     import psutil
 
@@ -457,7 +525,9 @@ def soak_scenario(workdir: Path, api_key: str, *, evaluations: int = 150, page_s
                 repeated = len(listed) - len(set(listed))
                 missing = before - set(listed)
                 if repeated or missing:
-                    figures.pagination_problems.append(f"{repeated} listed twice, {len(missing)} missing")
+                    figures.pagination_problems.append(
+                        f"{repeated} listed twice, {len(missing)} missing"
+                    )
 
         def poll() -> None:
             rng = random.Random(0)
@@ -477,7 +547,9 @@ def soak_scenario(workdir: Path, api_key: str, *, evaluations: int = 150, page_s
             watchers = [pool.submit(paginate), pool.submit(poll)]
             try:
                 submit(evaluations - first)
-                wait_until(lambda: _completed(server.db_path) >= evaluations, 600, "all completions")
+                wait_until(
+                    lambda: _completed(server.db_path) >= evaluations, 600, "all completions"
+                )
             finally:
                 stop.set()
             for watcher in watchers:

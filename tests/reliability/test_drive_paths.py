@@ -13,10 +13,41 @@ from scaimind_local._benchmarks.base import InvalidBenchmark
 from scaimind_local._drive import Drive
 
 _SEGMENTS = [
-    "..", ".", "", "org", "data.jsonl", "out", "loop", "drive-sibling", "~", "C:", "c:\\",
-    "%2e%2e", "%2E%2e", ".%2e", "%2e.", "%2f", "%2F", "%5c", "%5C", "..%2f", "%2e%2e%2f",
-    "%252e%252e", "%00", "\x00", "\\", "\\..", "..\\..", "%c0%ae%c0%ae", "\u2025", "\uff0e\uff0e",
-    "/", "//", "%2f%2e%2e", "etc", "passwd",
+    "..",
+    ".",
+    "",
+    "org",
+    "data.jsonl",
+    "out",
+    "loop",
+    "drive-sibling",
+    "~",
+    "C:",
+    "c:\\",
+    "%2e%2e",
+    "%2E%2e",
+    ".%2e",
+    "%2e.",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "..%2f",
+    "%2e%2e%2f",
+    "%252e%252e",
+    "%00",
+    "\x00",
+    "\\",
+    "\\..",
+    "..\\..",
+    "%c0%ae%c0%ae",
+    "\u2025",
+    "\uff0e\uff0e",
+    "/",
+    "//",
+    "%2f%2e%2e",
+    "etc",
+    "passwd",
 ]
 
 _paths = st.lists(
@@ -51,7 +82,9 @@ def _check(drive: Drive, uri: str) -> None:
     assert real.is_relative_to(drive.root), f"{uri!r} resolved to {real}, outside {drive.root}"
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(prefix=_prefixes, rest=_paths)
 def test_generated_drive_paths_stay_under_root(drive: Drive, prefix: str, rest: str) -> None:
     _check(drive, "scaidrive://" + prefix + rest)

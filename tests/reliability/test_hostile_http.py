@@ -40,7 +40,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, scaimind_api_key: str) -> 
 
     base = tmp_path_factory.mktemp("hostile")
     with LocalCoordinator(
-        base / "db.sqlite", base / "drive", api_key=scaimind_api_key, workers=1,
+        base / "db.sqlite",
+        base / "drive",
+        api_key=scaimind_api_key,
+        workers=1,
         settings={"custom_max_bytes": DATASET_LIMIT},
     ) as coordinator:
         model_uri, _ = scored_model(coordinator.drive_root, tag="-hostile")
@@ -64,14 +67,34 @@ def _assert_clean(response: httpx.Response) -> None:
 
 
 _json = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=20),
+    ),
     lambda children: st.one_of(
         st.lists(children, max_size=4),
         st.dictionaries(
-            st.one_of(st.sampled_from(["job_id", "model_uri", "checkpoint_id", "benchmarks", "name",
-                                       "dataset", "num_samples", "parameters", "status"]),
-                      st.text(max_size=8)),
-            children, max_size=5,
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "job_id",
+                        "model_uri",
+                        "checkpoint_id",
+                        "benchmarks",
+                        "name",
+                        "dataset",
+                        "num_samples",
+                        "parameters",
+                        "status",
+                    ]
+                ),
+                st.text(max_size=8),
+            ),
+            children,
+            max_size=5,
         ),
     ),
     max_leaves=20,
@@ -79,7 +102,9 @@ _json = st.recursive(
 _bodies = st.one_of(
     _json.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=200),
-    st.sampled_from([b"", b"{", b"NaN", b'{"a": NaN}', b"\xff\xfe", b"[]" * 100, b'{"job_id": "\x00"}']),
+    st.sampled_from(
+        [b"", b"{", b"NaN", b'{"a": NaN}', b"\xff\xfe", b"[]" * 100, b'{"job_id": "\x00"}']
+    ),
 )
 _ids = st.one_of(
     st.text(max_size=30).filter(lambda s: "/" not in s and s not in ("", ".", "..")),
@@ -87,16 +112,31 @@ _ids = st.one_of(
 )
 _queries = st.dictionaries(
     st.sampled_from(["page_size", "page_token", "benchmark", "x"]),
-    st.one_of(st.text(max_size=30), st.integers().map(str), st.sampled_from(["0", "101", "-1", "1e3"])),
+    st.one_of(
+        st.text(max_size=30), st.integers().map(str), st.sampled_from(["0", "101", "-1", "1e3"])
+    ),
     max_size=3,
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(route=st.sampled_from(ROUTES), ident=_ids, body=_bodies, query=_queries,
-       content_type=st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded"]))
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    route=st.sampled_from(ROUTES),
+    ident=_ids,
+    body=_bodies,
+    query=_queries,
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "", "application/x-www-form-urlencoded"]
+    ),
+)
 def test_any_request_gets_2xx_or_a_json_4xx(
-    http: httpx.Client, route: tuple[str, str], ident: str, body: bytes, query: dict[str, str],
+    http: httpx.Client,
+    route: tuple[str, str],
+    ident: str,
+    body: bytes,
+    query: dict[str, str],
     content_type: str,
 ) -> None:
     method, template = route
@@ -108,9 +148,13 @@ def test_any_request_gets_2xx_or_a_json_4xx(
     _assert_clean(response)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(items=st.lists(st.one_of(st.text(max_size=12), _json), min_size=0, max_size=3),
-       extra=st.dictionaries(st.sampled_from(["checkpoint_id", "model_uri"]), _json, max_size=2))
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.lists(st.one_of(st.text(max_size=12), _json), min_size=0, max_size=3),
+    extra=st.dictionaries(st.sampled_from(["checkpoint_id", "model_uri"]), _json, max_size=2),
+)
 def test_near_valid_submissions_are_accepted_or_refused_cleanly(
     hostile: Any, http: httpx.Client, items: list[Any], extra: dict[str, Any]
 ) -> None:
@@ -121,7 +165,11 @@ def test_near_valid_submissions_are_accepted_or_refused_cleanly(
 @pytest.mark.parametrize("chunked", [False, True])
 def test_oversized_body_is_refused_with_413(http: httpx.Client, chunked: bool) -> None:
     payload = b'{"job_id": "' + b"x" * (2 << 20) + b'"}'
-    content: Any = iter([payload[i : i + 65536] for i in range(0, len(payload), 65536)]) if chunked else payload
+    content: Any = (
+        iter([payload[i : i + 65536] for i in range(0, len(payload), 65536)])
+        if chunked
+        else payload
+    )
     response = http.post(f"{API}/evaluations", content=content)
     assert response.status_code == 413
     assert "larger than" in response.json()["error"]["message"]
@@ -139,7 +187,11 @@ def test_oversized_dataset_is_refused_at_submit(hostile: Any, http: httpx.Client
 
 
 def test_drive_escape_in_a_submission_is_refused(hostile: Any, http: httpx.Client) -> None:
-    for dataset in ("scaidrive://org/%2e%2e/%2e%2e/etc/passwd", "scaidrive://org/a%00b", "file:///etc/passwd"):
+    for dataset in (
+        "scaidrive://org/%2e%2e/%2e%2e/etc/passwd",
+        "scaidrive://org/a%00b",
+        "file:///etc/passwd",
+    ):
         body = {"job_id": "job_hostile", "benchmarks": [{"name": "custom-x", "dataset": dataset}]}
         response = http.post(f"{API}/evaluations", json=body)
         assert response.status_code == 400, (dataset, response.text)
@@ -175,12 +227,30 @@ def test_schemathesis_finds_nothing(hostile: Any, tmp_path: Path, credentials: b
     spec = tmp_path / "openapi.json"
     spec.write_text(json.dumps(hostile.request("GET", "/openapi.json")))
     cmd = [
-        executable, "--config-file", str(config), "run", str(spec), "--url", hostile.url,
-        "--checks", "all", "--max-examples", "15", "--seed", "1", "--workers", "2",
-        "--phases", "examples,coverage,fuzzing", "--request-timeout", "30",
+        executable,
+        "--config-file",
+        str(config),
+        "run",
+        str(spec),
+        "--url",
+        hostile.url,
+        "--checks",
+        "all",
+        "--max-examples",
+        "15",
+        "--seed",
+        "1",
+        "--workers",
+        "2",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "30",
     ]
     if credentials:
         cmd += ["-H", f"Authorization: Bearer {hostile.api_key}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False)
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert hostile.api_key not in proc.stdout + proc.stderr

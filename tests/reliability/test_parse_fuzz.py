@@ -11,11 +11,40 @@ from hypothesis import strategies as st
 from scaimind_nb import Evaluation, ScaimindError, Status, parse_evaluation
 
 _KEYS = [
-    "data", "evaluation_id", "evaluationId", "id", "job_id", "jobId", "status", "results",
-    "benchmark_results", "benchmarkResults", "benchmark", "name", "benchmark_name", "score",
-    "metrics", "value", "result", "evaluation", "num_samples", "numSamples", "stderr", "error",
-    "created_at", "createdAt", "updated_at", "progress", "completed", "total", "model_uri",
-    "checkpoint_id", "benchmarks", "message", "code", "extra",
+    "data",
+    "evaluation_id",
+    "evaluationId",
+    "id",
+    "job_id",
+    "jobId",
+    "status",
+    "results",
+    "benchmark_results",
+    "benchmarkResults",
+    "benchmark",
+    "name",
+    "benchmark_name",
+    "score",
+    "metrics",
+    "value",
+    "result",
+    "evaluation",
+    "num_samples",
+    "numSamples",
+    "stderr",
+    "error",
+    "created_at",
+    "createdAt",
+    "updated_at",
+    "progress",
+    "completed",
+    "total",
+    "model_uri",
+    "checkpoint_id",
+    "benchmarks",
+    "message",
+    "code",
+    "extra",
 ]
 _SCALARS = st.one_of(
     st.none(),
@@ -23,9 +52,22 @@ _SCALARS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(
-        ["NaN", "Infinity", "-Infinity", "COMPLETED", "STATUS_RUNNING", "evaluation_status_failed",
-         "2026-11-26T12:00:00.123456789Z", "2026-11-26T12:00:00+05:30", "2026-13-45T99:99:99Z",
-         "9007199254740993", "", "eval_1", "1e309", "0x10"]
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "COMPLETED",
+            "STATUS_RUNNING",
+            "evaluation_status_failed",
+            "2026-11-26T12:00:00.123456789Z",
+            "2026-11-26T12:00:00+05:30",
+            "2026-13-45T99:99:99Z",
+            "9007199254740993",
+            "",
+            "eval_1",
+            "1e309",
+            "0x10",
+        ]
     ),
     st.text(max_size=12),
 )
@@ -33,7 +75,9 @@ _JSON = st.recursive(
     _SCALARS,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(_KEYS), st.text(max_size=8)), children, max_size=6),
+        st.dictionaries(
+            st.one_of(st.sampled_from(_KEYS), st.text(max_size=8)), children, max_size=6
+        ),
     ),
     max_leaves=30,
 )
@@ -86,7 +130,8 @@ def test_evaluation_shaped_json_gives_evaluation_or_documented_error(
 
 
 @pytest.mark.parametrize(
-    "stamp", [-62135596801, 1e300, math.nan, math.inf, {"seconds": "9" * 20}, {"seconds": -(10**15)}]
+    "stamp",
+    [-62135596801, 1e300, math.nan, math.inf, {"seconds": "9" * 20}, {"seconds": -(10**15)}],
 )
 def test_unrepresentable_timestamps_are_unset_not_a_crash(stamp: object) -> None:
     evaluation = parse_evaluation({"evaluation_id": "eval_t", "created_at": stamp, "status": 3})

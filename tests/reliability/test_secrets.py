@@ -52,7 +52,9 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
             body = f'{{"job_id": "{job}", "model_uri": "{model_uri}"}}'.encode()
             urllib.request.urlopen(
                 urllib.request.Request(
-                    server.url + "/v1/modules/scaimind/jobs", data=body, method="POST",
+                    server.url + "/v1/modules/scaimind/jobs",
+                    data=body,
+                    method="POST",
                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
                 ),
                 timeout=10,
@@ -62,13 +64,25 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
         gate_dir = tmp_path / "gate"
         gate_dir.mkdir()
         proc, verdicts = run_gate_session(
-            gate_dir, server.url, key, "job_secret_gate", benchmark["dataset"],
-            extra=["-rA", "-vv", f"--scaimind-report={gate_dir / 'report.md'}",
-                   "--log-level=DEBUG", "--showlocals", "--tb=long"],
+            gate_dir,
+            server.url,
+            key,
+            "job_secret_gate",
+            benchmark["dataset"],
+            extra=[
+                "-rA",
+                "-vv",
+                f"--scaimind-report={gate_dir / 'report.md'}",
+                "--log-level=DEBUG",
+                "--showlocals",
+                "--tb=long",
+            ],
         )
         (gate_dir / "stdout.txt").write_text(proc.stdout)
         (gate_dir / "stderr.txt").write_text(proc.stderr)
-        assert verdicts == {"test_good_enough": "passed", "test_catches_regression": "failed"}, proc.stdout
+        assert verdicts == {"test_good_enough": "passed", "test_catches_regression": "failed"}, (
+            proc.stdout
+        )
         assert (gate_dir / "report.md").exists()
 
         # a notebook, executed by a real kernel, saved with its outputs
@@ -114,8 +128,13 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
         "sys.exit(main(['demo', '--quick', '--num-samples', '1', '--no-install', '--dir', 'out']))\n"
     )
     demo = subprocess.run(
-        [sys.executable, "-c", wrapper], cwd=demo_dir, env=env,
-        capture_output=True, text=True, timeout=400, check=False,
+        [sys.executable, "-c", wrapper],
+        cwd=demo_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
     )
     (demo_dir / "stdout.txt").write_text(demo.stdout)
     (demo_dir / "stderr.txt").write_text(demo.stderr)
@@ -123,7 +142,13 @@ def test_api_key_never_written_anywhere(tmp_path: Path, caplog: pytest.LogCaptur
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) > 10
-    assert {p.name for p in written} >= {"junit.xml", "report.md", "executed.ipynb", "server.log", "server.sqlite"}
+    assert {p.name for p in written} >= {
+        "junit.xml",
+        "report.md",
+        "executed.ipynb",
+        "server.log",
+        "server.sqlite",
+    }
     leaks = [str(p) for p in written if key.encode() in p.read_bytes()]
     leaks += [t[:200] for t in texts if key in t]
     assert leaks == []
