@@ -9,11 +9,13 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from scaimind_nb._contract import Status
+
 from ._backends import ModelCache, check_model, read_manifest
 from ._benchmarks.base import BenchmarkCancelled, BenchmarkSpec, InvalidBenchmark, RunContext
 from ._drive import Drive
 from ._registry import Registry
-from ._store import Store
+from ._store import CANCELLED_ERROR, Store
 
 log = logging.getLogger("scaimind_local")
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one evaluation (<= 5/s)
@@ -168,20 +170,22 @@ class Service:
             log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
             return
         except BenchmarkCancelled:
-            self.store.finish(
-                eval_id, "CANCELLED", {"code": "CANCELLED", "message": "cancelled by request"}
-            )
+            self.store.finish(eval_id, Status.CANCELLED, CANCELLED_ERROR)
             return
         except InvalidBenchmark as exc:
             message = f"{current}: {exc}"
-            self.store.finish(eval_id, "FAILED", {"code": "INVALID_ARGUMENT", "message": message})
+            self.store.finish(
+                eval_id, Status.FAILED, {"code": "INVALID_ARGUMENT", "message": message}
+            )
             return
         except Exception as exc:
             log.exception("evaluation %s failed", eval_id)
             message = f"{current} failed: {type(exc).__name__}: {exc}"
-            self.store.finish(eval_id, "FAILED", {"code": "BENCHMARK_FAILED", "message": message})
+            self.store.finish(
+                eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
+            )
             return
-        self.store.finish(eval_id, "COMPLETED")
+        self.store.finish(eval_id, Status.COMPLETED)
 
 
 class _Progress:

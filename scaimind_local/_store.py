@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", *TERMINAL)
+from scaimind_nb._contract import Status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,6 +64,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
 """
+CANCELLED_ERROR = {"code": "CANCELLED", "message": "cancelled by request"}
+"""The error a cancelled evaluation carries."""
 IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
 
 
@@ -236,12 +237,13 @@ class Store:
                 conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
                 " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?) RETURNING *",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
                     model_uri,
                     checkpoint_id,
+                    Status.QUEUED,
                     json.dumps(benchmarks),
                     json.dumps(progress),
                     now,
@@ -314,27 +316,25 @@ class Store:
         """Atomically move the oldest QUEUED evaluation to RUNNING and return it."""
         now = self.now()
         rows = self._update(
-            "UPDATE evaluations SET status='RUNNING', started_at=COALESCE(started_at, ?),"
-            " updated_at=? WHERE seq = (SELECT seq FROM evaluations WHERE status='QUEUED'"
-            " ORDER BY seq LIMIT 1) AND status='QUEUED' RETURNING *",
-            (now, now),
+            "UPDATE evaluations SET status=:running, started_at=COALESCE(started_at, :now),"
+            " updated_at=:now WHERE seq = (SELECT seq FROM evaluations WHERE status=:queued"
+            " ORDER BY seq LIMIT 1) AND status=:queued RETURNING *",
+            {"running": Status.RUNNING, "queued": Status.QUEUED, "now": now},
         )
         return rows[0] if rows else None
 
     def requeue_running(self) -> int:
         """After a restart: work that was RUNNING goes back to the queue (finished specs kept)."""
         rows = self._update(
-            "UPDATE evaluations SET status='QUEUED', updated_at=? WHERE status='RUNNING'"
-            " RETURNING *",
-            (self.now(),),
+            "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
+            (Status.QUEUED, self.now(), Status.RUNNING),
         )
         return len(rows)
 
     def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
         self._update(
-            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status='RUNNING'"
-            " RETURNING *",
-            (json.dumps(progress), self.now(), eval_id),
+            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status=? RETURNING *",
+            (json.dumps(progress), self.now(), eval_id, Status.RUNNING),
         )
 
     def add_result(
@@ -362,7 +362,7 @@ class Store:
                 (json.dumps(results), json.dumps(progress), self.now(), eval_id),
             )
 
-    def finish(self, eval_id: str, status: str, error: dict[str, str] | None = None) -> None:
+    def finish(self, eval_id: str, status: Status, error: dict[str, str] | None = None) -> None:
         now = self.now()
         self._update(
             "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=? WHERE id=?"
@@ -373,20 +373,20 @@ class Store:
     def request_cancel(self, eval_id: str) -> dict[str, Any] | None:
         """Cancel a QUEUED evaluation at once; flag a RUNNING one for its next checkpoint."""
         now = self.now()
-        error = json.dumps({"code": "CANCELLED", "message": "cancelled by request"})
+        error = json.dumps(CANCELLED_ERROR)
         conn = self._conn()
         with _transaction(conn):
             self._write(
                 conn,
-                "UPDATE evaluations SET status='CANCELLED', error=?, updated_at=?, completed_at=?,"
-                " cancel_requested=1 WHERE id=? AND status='QUEUED' RETURNING *",
-                (error, now, now, eval_id),
+                "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=?,"
+                " cancel_requested=1 WHERE id=? AND status=? RETURNING *",
+                (Status.CANCELLED, error, now, now, eval_id, Status.QUEUED),
             )
             self._write(
                 conn,
                 "UPDATE evaluations SET cancel_requested=1, updated_at=? WHERE id=?"
-                " AND status='RUNNING' RETURNING *",
-                (now, eval_id),
+                " AND status=? RETURNING *",
+                (now, eval_id, Status.RUNNING),
             )
         return self.get_evaluation(eval_id)
 

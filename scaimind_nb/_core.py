@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from ._contract import API_PREFIX, Field, Route
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -53,7 +54,6 @@ __all__ = ["DEFAULT", "Config", "Core"]
 
 logger = logging.getLogger("scaimind_nb")
 
-API_PREFIX = "/v1/modules/scaimind"
 DEFAULT_TIMEOUT = (5.0, 30.0, 30.0, 30.0)  # connect, read, write, pool seconds
 DEFAULT_CALL_DEADLINE = 120.0  # seconds per call, all retries included
 DEFAULT_WAIT_TIMEOUT = 6 * 3600.0
@@ -569,6 +569,11 @@ def _check_id(name: str, value: Any) -> str:
     return value
 
 
+def _quoted_id(name: str, value: Any) -> str:
+    """A checked id, URL-quoted for use as one path segment."""
+    return quote(_check_id(name, value), safe="")
+
+
 @dataclass
 class Match:
     """What an existing evaluation must have to stand in for a new submit (job, model, checkpoint, benchmarks)."""
@@ -737,7 +742,7 @@ class Core:
             yield Sleep(step.delay)
 
     def get(self, evaluation_id: str, *, deadline: float | None = None) -> Gen:
-        path = "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="")
+        path = Route.EVALUATION.path(evaluation_id=_quoted_id("evaluation_id", evaluation_id))
         data = yield from self.request(Spec("GET", path), deadline=deadline)
         return parse_evaluation(data)
 
@@ -745,15 +750,13 @@ class Core:
         params: dict[str, Any] = {"page_size": check_page_size(page_size)}
         if page_token:
             params["page_token"] = page_token
-        data = yield from self.request(Spec("GET", "/evaluations", params=params))
+        data = yield from self.request(Spec("GET", Route.EVALUATIONS, params=params))
         if isinstance(data, Mapping) and not isinstance(data.get("data", {}), Mapping | list):
             raise ProtocolError("listing 'data' is not an object", excerpt=str(data)[:200])
         return parse_page(data)
 
     def cancel(self, evaluation_id: str) -> Gen:
-        path = (
-            "/evaluations/" + quote(_check_id("evaluation_id", evaluation_id), safe="") + "/cancel"
-        )
+        path = Route.CANCEL.path(evaluation_id=_quoted_id("evaluation_id", evaluation_id))
         data = _unwrap((yield from self.request(Spec("POST", path))))
         if isinstance(data, Mapping) and any(
             k in data for k in ("evaluation_id", "evaluationId", "status")
@@ -762,16 +765,16 @@ class Core:
         return (yield from self.get(evaluation_id))
 
     def get_job(self, job_id: str) -> Gen:
-        path = "/jobs/" + quote(_check_id("job_id", job_id), safe="")
+        path = Route.JOB.path(job_id=_quoted_id("job_id", job_id))
         data = _unwrap((yield from self.request(Spec("GET", path))))
         if not isinstance(data, Mapping):
             raise ProtocolError("job record is not an object", excerpt=str(data)[:200])
         return dict(data)
 
     def list_benchmarks(self) -> Gen:
-        data = _unwrap((yield from self.request(Spec("GET", "/benchmarks"))))
+        data = _unwrap((yield from self.request(Spec("GET", Route.BENCHMARKS))))
         if isinstance(data, Mapping):
-            data = data.get("benchmarks", [])
+            data = data.get(Field.BENCHMARKS, [])
         if not isinstance(data, list):
             raise ProtocolError("benchmark list is not a list", excerpt=str(data)[:200])
         return [
@@ -804,11 +807,11 @@ class Core:
     def submit(self, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "") -> Gen:
         """POST an evaluation; an ambiguous failure is re-sent under the same key or looked up first."""
         match = Match.build(job_id, model_uri, benchmarks, checkpoint_id, since=SUBMIT_LOOKBACK)
-        body = {
-            "job_id": match.job_id,
-            "model_uri": match.model_uri,
-            "checkpoint_id": match.checkpoint_id,
-            "benchmarks": [b.to_request() for b in match.benchmarks],
+        body: dict[str, Any] = {
+            Field.JOB_ID: match.job_id,
+            Field.MODEL_URI: match.model_uri,
+            Field.CHECKPOINT_ID: match.checkpoint_id,
+            Field.BENCHMARKS: [b.to_request() for b in match.benchmarks],
         }
 
         def reconcile() -> Gen:
@@ -825,7 +828,7 @@ class Core:
             return found
 
         data = yield from self.request(
-            Spec("POST", "/evaluations", json=body, idempotent=False), reconcile=reconcile
+            Spec("POST", Route.EVALUATIONS, json=body, idempotent=False), reconcile=reconcile
         )
         if isinstance(data, Evaluation):
             return data

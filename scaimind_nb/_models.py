@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._contract import Status
 from ._errors import ScaimindKeyError, ScaimindValueError
 
 if TYPE_CHECKING:
@@ -22,91 +22,6 @@ __all__ = [
     "Status",
     "metric_key",
 ]
-
-
-class Status(enum.StrEnum):
-    """Lifecycle state of an evaluation; COMPLETED, FAILED and CANCELLED are terminal."""
-
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    UNKNOWN = "UNKNOWN"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for COMPLETED, FAILED and CANCELLED."""
-        return self in _TERMINAL
-
-    @classmethod
-    def parse(cls, value: object) -> Status:
-        """Map any rendering (``completed``, ``STATUS_COMPLETED``, ``2``, missing) to a Status.
-
-        Integers follow the proto order 0 UNSPECIFIED→PENDING, 1 RUNNING, 2 COMPLETED,
-        3 FAILED, 4 CANCELLED, 5 QUEUED; a missing value is the zero value PENDING; anything
-        unrecognised is UNKNOWN.
-        """
-        if isinstance(value, Status):
-            return value
-        if value is None:
-            return cls.PENDING
-        if isinstance(value, bool):
-            return cls.UNKNOWN
-        if isinstance(value, int):
-            return _BY_NUMBER.get(value, cls.UNKNOWN)
-        if not isinstance(value, str):
-            return cls.UNKNOWN
-        hit = _STATUS_CACHE.get(value)
-        if hit is None:
-            hit = _parse_status_text(value)
-            if len(_STATUS_CACHE) < 1024:
-                _STATUS_CACHE[value] = hit
-        return hit
-
-
-_TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-_BY_NUMBER = {
-    0: Status.PENDING,
-    1: Status.RUNNING,
-    2: Status.COMPLETED,
-    3: Status.FAILED,
-    4: Status.CANCELLED,
-    5: Status.QUEUED,
-}
-_STATUS_WORDS = {
-    **{s.value: s for s in Status},
-    "UNSPECIFIED": Status.PENDING,
-    "CREATED": Status.PENDING,
-    "SUBMITTED": Status.PENDING,
-    "SCHEDULED": Status.QUEUED,
-    "IN_PROGRESS": Status.RUNNING,
-    "STARTED": Status.RUNNING,
-    "SUCCEEDED": Status.COMPLETED,
-    "SUCCESS": Status.COMPLETED,
-    "DONE": Status.COMPLETED,
-    "FINISHED": Status.COMPLETED,
-    "ERROR": Status.FAILED,
-    "ERRORED": Status.FAILED,
-    "CANCELED": Status.CANCELLED,
-}
-_STATUS_SUFFIXES = sorted(_STATUS_WORDS, key=len, reverse=True)
-_STATUS_CACHE: dict[str, Status] = {}
-
-
-def _parse_status_text(text: str) -> Status:
-    word = text.strip().upper().replace("-", "_").replace(" ", "_")
-    if not word:
-        return Status.PENDING
-    if word.isdigit():
-        return _BY_NUMBER.get(int(word), Status.UNKNOWN)
-    if word in _STATUS_WORDS:
-        return _STATUS_WORDS[word]
-    for suffix in _STATUS_SUFFIXES:
-        if word.endswith("_" + suffix):
-            return _STATUS_WORDS[suffix]
-    return Status.UNKNOWN
 
 
 _METRIC_KEY_CACHE: dict[str, str] = {}
