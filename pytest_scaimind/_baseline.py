@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_scaimind._gates import blind
+from scaimind_nb import metric_key
 
 FORMAT = "scaimind-baseline/1"
 
@@ -114,7 +114,7 @@ def stored_value(entry: dict[str, Any], metric: str) -> float | None:
     metrics = entry.get("metrics") or {}
     found = metrics.get(metric)
     if found is None:
-        found = next((v for k, v in metrics.items() if blind(k) == blind(metric)), None)
+        found = next((v for k, v in metrics.items() if metric_key(k) == metric_key(metric)), None)
     if isinstance(found, dict):
         found = found.get("value")
     return float(found) if isinstance(found, int | float) and not isinstance(found, bool) else None

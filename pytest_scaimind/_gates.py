@@ -11,8 +11,6 @@ from scaimind_nb import Benchmark
 
 Outcome = Literal["pass", "fail", "inconclusive", "error"]
 
-_NAMED_PROPORTIONS = {"accuracy", "acc", "exactmatch", "em", "pass1", "passat1", "score"}
-
 
 def label(spec: Benchmark) -> str:
     """A readable, stable key of a spec: `name`, then `@dataset`, `[n=…]` and `{k=v,…}` when set."""
@@ -106,19 +104,6 @@ def _decisive(p: float, n: int, threshold: float, confidence: float) -> bool:
     return low >= threshold if p > threshold else high < threshold
 
 
-def blind(name: str) -> str:
-    """Metric names compared case-, underscore- and punctuation-blind."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def is_proportion(metric: str, value: float) -> bool:
-    """A metric that counts successes among samples: value in [0, 1] under a rate-like name."""
-    key = blind(metric)
-    return 0.0 <= value <= 1.0 and (
-        key in _NAMED_PROPORTIONS or key.endswith(("accuracy", "acc", "rate"))
-    )
-
-
 def judge(
     gate: Gate,
     *,
@@ -129,6 +114,7 @@ def judge(
     baseline: float | None = None,
     baseline_missing: str = "",
     stderr: float | None = None,
+    proportion: bool = False,
     inconclusive: str = "fail",
 ) -> Verdict:
     """Decide one gate: every set criterion must hold; with `confidence`, judge the interval."""
@@ -185,7 +171,7 @@ def judge(
         )
         return Verdict(gate, "pass" if ok else "fail", message, **common)
 
-    interval = _interval(metric, score, n, stderr, gate.confidence)
+    interval = _interval(proportion, score, n, stderr, gate.confidence)
     if interval is None:
         message = (
             f"{name} {metric} {score:.4f}: confidence={gate.confidence:g} needs a proportion metric with a "
@@ -210,9 +196,7 @@ def judge(
             interval=interval,
             **common,
         )
-    needed = (
-        samples_needed(score, threshold, gate.confidence) if is_proportion(metric, score) else None
-    )
+    needed = samples_needed(score, threshold, gate.confidence) if proportion and n else None
     need_text = (
         f"need n≈{needed:,} to decide"
         if needed
@@ -226,10 +210,10 @@ def judge(
 
 
 def _interval(
-    metric: str, score: float, n: int | None, stderr: float | None, confidence: float
+    proportion: bool, score: float, n: int | None, stderr: float | None, confidence: float
 ) -> tuple[float, float] | None:
     """Wilson for proportions with a known n, else a normal interval from a reported stderr."""
-    if n and is_proportion(metric, score):
+    if n and proportion:
         return wilson_interval(score, n, confidence)
     if stderr is not None and stderr >= 0 and not math.isnan(stderr):
         z = NormalDist().inv_cdf(0.5 + confidence / 2)

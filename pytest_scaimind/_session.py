@@ -329,11 +329,16 @@ class ScaimindSession:
         from scaimind_nb import ScaimindError
 
         try:
-            metric = gate.metric or result.primary_metric
             hooked = self.config.hook.pytest_scaimind_score(
                 config=self.config, gate=gate, result=result
             )
-            score = float(hooked) if hooked is not None else result.value(metric)
+            if hooked is not None:  # a house metric the coordinator does not report
+                metric = gate.metric or result.primary_metric
+                score, stderr, proportion = float(hooked), None, False
+            else:
+                metric = result.metric_name(gate.metric)
+                score = result.value(metric)
+                stderr, proportion = result.stderr_of(metric), result.is_proportion(metric)
         except (ScaimindError, KeyError) as exc:
             return Verdict(gate, "error", f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}")
         n = result.num_samples or gate.spec.num_samples
@@ -350,7 +355,8 @@ class ScaimindSession:
             evaluation_id=evaluation_id,
             baseline=baseline,
             baseline_missing=missing,
-            stderr=result.stderr_of(metric),
+            stderr=stderr,
+            proportion=proportion,
             inconclusive=self.options.inconclusive,
         )
 

@@ -21,6 +21,8 @@ _EXPORTS = {
     "Evaluation": "._models",
     "EvaluationPage": "._models",
     "Status": "._models",
+    "Sample": "._models",
+    "metric_key": "._models",
     "parse_evaluation": "._normalise",
     "parse_page": "._normalise",
     "results_frame": "._frames",
@@ -48,6 +50,7 @@ _EXPORTS = {
     "APIConnectionError": "._errors",
     "APITimeoutError": "._errors",
     "ProtocolError": "._errors",
+    "SamplesNotAvailableError": "._errors",
     "EvaluationFailedError": "._errors",
     "WaitTimeoutError": "._errors",
 }
@@ -72,6 +75,8 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "Sample",
+    "SamplesNotAvailableError",
     "ScaimindError",
     "ScaimindKeyError",
     "ScaimindValueError",
@@ -84,6 +89,7 @@ __all__ = [
     "evaluations_frame",
     "find_evaluation",
     "load_ipython_extension",
+    "metric_key",
     "parse_evaluation",
     "parse_page",
     "pass_fail",
@@ -122,6 +128,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         ProtocolError,
         RateLimitError,
+        SamplesNotAvailableError,
         ScaimindError,
         ScaimindKeyError,
         ScaimindValueError,
@@ -138,7 +145,9 @@ if TYPE_CHECKING:
         BenchmarkResult,
         Evaluation,
         EvaluationPage,
+        Sample,
         Status,
+        metric_key,
     )
     from ._normalise import parse_evaluation, parse_page
     from ._plot import plot_compare

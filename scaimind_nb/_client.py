@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
-from ._models import BenchmarkLike, Evaluation, EvaluationPage, Status
+from ._models import BenchmarkLike, Evaluation, EvaluationPage, Sample, Status
 
 __all__ = ["Client", "find_evaluation"]
 
@@ -124,7 +124,24 @@ class Client:
         """Every evaluation across pages (up to ``limit``), fetching pages lazily."""
         pager = Pager(page_size, limit)
         while pager.more:
-            yield from pager.take(self.list_evaluations(pager.page_size, pager.token))
+            page = self.list_evaluations(pager.page_size, pager.token)
+            yield from pager.take(page.evaluations, page.next_page_token)
+
+    def samples(
+        self, evaluation_id: str, benchmark: str | None = None, *, page_size: int = 100
+    ) -> Iterator[Sample]:
+        """Every per-item record of an evaluation (of one benchmark if given), page by page.
+
+        Each :class:`Sample` has a stable ``item_id`` (the same item has the same id in every
+        evaluation of the same data), its outcome and what the coordinator stored. Raises
+        SamplesNotAvailableError when the coordinator keeps no per-item records.
+        """
+        pager = Pager(page_size)
+        while pager.more:
+            page = self._run(
+                self._core.samples_page(evaluation_id, benchmark, pager.page_size, pager.token)
+            )
+            yield from pager.take(page.samples, page.next_page_token)
 
     def wait(
         self,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from ._contract import API_PREFIX, Field, Route
@@ -38,14 +38,15 @@ from ._errors import (
     PermissionDeniedError,
     ProtocolError,
     RateLimitError,
+    SamplesNotAvailableError,
     ScaimindError,
     ScaimindValueError,
     ServerError,
     UnprocessableEntityError,
     WaitTimeoutError,
 )
-from ._models import Benchmark, Evaluation, EvaluationPage, Status
-from ._normalise import error_message, parse_evaluation, parse_page
+from ._models import Benchmark, Evaluation, Status
+from ._normalise import error_message, parse_evaluation, parse_page, parse_sample_page
 
 if TYPE_CHECKING:
     import httpx
@@ -440,6 +441,9 @@ def check_page_size(page_size: int) -> int:
     return page_size
 
 
+T = TypeVar("T")
+
+
 class Pager:
     """Page-token logic: continue while the token is non-empty, stop at ``limit``, refuse repeats."""
 
@@ -459,14 +463,12 @@ class Pager:
         self.count = 0
         self._seen: set[str] = set()
 
-    def take(self, page: EvaluationPage) -> list[Evaluation]:
-        """Items of ``page`` within the limit; advances the token or ends the walk."""
+    def take(self, items: list[T], token: str | None) -> list[T]:
+        """A page's ``items`` within the limit; ``token`` advances the walk or ends it."""
         self.pages += 1
-        items = page.evaluations
         if self.limit is not None:
             items = items[: self.limit - self.count]
         self.count += len(items)
-        token = page.next_page_token
         if (
             not token
             or (self.limit is not None and self.count >= self.limit)
@@ -764,6 +766,35 @@ class Core:
             return parse_evaluation({"evaluation_id": evaluation_id, **data})
         return (yield from self.get(evaluation_id))
 
+    def samples_page(
+        self,
+        evaluation_id: str,
+        benchmark: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> Gen:
+        """One page of per-item records; SamplesNotAvailableError where the coordinator has none.
+
+        A 404/405/501 of the samples route is told apart from an unknown evaluation by a GET of
+        the evaluation: if that exists, the coordinator simply keeps no per-item records.
+        """
+        path = Route.SAMPLES.path(evaluation_id=_quoted_id("evaluation_id", evaluation_id))
+        params: dict[str, Any] = {Field.PAGE_SIZE: check_page_size(page_size)}
+        if benchmark is not None:
+            params[Field.BENCHMARK] = _check_id("benchmark", benchmark)
+        if page_token:
+            params[Field.PAGE_TOKEN] = page_token
+        try:
+            data = yield from self.request(Spec("GET", path, params=params))
+        except APIStatusError as exc:
+            if exc.status_code not in (404, 405, 501):
+                raise
+            yield from self.get(evaluation_id)  # NotFoundError when the evaluation is unknown
+            raise SamplesNotAvailableError(
+                evaluation_id, f"the coordinator at {self.config.host} has no samples route"
+            ) from None
+        return parse_sample_page(data, benchmark or "")
+
     def get_job(self, job_id: str) -> Gen:
         path = Route.JOB.path(job_id=_quoted_id("job_id", job_id))
         data = _unwrap((yield from self.request(Spec("GET", path))))
@@ -788,7 +819,7 @@ class Core:
         pager = Pager(page_size, max_pages=max_pages)
         while pager.more:
             page = yield from self.list_page(pager.page_size, pager.token)
-            for item in pager.take(page):
+            for item in pager.take(page.evaluations, page.next_page_token):
                 verdict = match.screen(item)
                 if verdict == "stop":
                     return None

@@ -20,10 +20,13 @@ from ._models import (
     BenchmarkResult,
     Evaluation,
     EvaluationPage,
+    Sample,
+    SamplePage,
     Status,
+    metric_key,
 )
 
-__all__ = ["parse_evaluation", "parse_page"]
+__all__ = ["parse_evaluation", "parse_page", "parse_sample", "parse_sample_page"]
 
 NAN = float("nan")  # one shared NaN object, so equal renderings give equal dataclasses
 _UTC = UTC
@@ -67,6 +70,9 @@ _RESULT_SLOTS = {
     "benchmarkname": "name",
     "task": "name",
     "score": "score",
+    "primarymetric": "primary",
+    "proportionmetrics": "proportions",
+    "proportions": "proportions",
     "metrics": "metrics",
     "stderr": "stderr",
     "stderrs": "stderr",
@@ -267,6 +273,8 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
     stderr: dict[str, float] = {}
     extra: dict[str, Any] = {}
     score: Any = None
+    primary: str | None = None
+    proportions: frozenset[str] | None = None
     num_samples = None
     scalar_err = None
     explicit_extra: Mapping[str, Any] | None = None
@@ -287,6 +295,11 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
                     name = v
             elif slot == "score":
                 score = v
+            elif slot == "primary":
+                if isinstance(v, str) and v:
+                    primary = v
+            elif slot == "proportions":
+                proportions = _names(v, proportions)
             elif slot == "num_samples":
                 num_samples = to_int(v) or None
             elif slot == "stderr":
@@ -307,18 +320,43 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
                     extra[_snake(key)] = t
     if explicit_extra:
         extra.update(explicit_extra)
-    score_field = to_float(score)
-    if not metrics:
-        score_field = score_field or 0.0
-    elif score_field == 0.0:
-        score_field = None  # proto3 omits a 0.0 score: indistinguishable from "not set"
-    result = BenchmarkResult(name or "", metrics, num_samples, stderr, extra, score_field)
+    _fold_score(to_float(score), primary, metrics, extra)
+    result = BenchmarkResult(name or "", metrics, num_samples, stderr, extra, primary, proportions)
     if scalar_err is not None:
         try:
             stderr[result.primary_metric] = scalar_err
         except KeyError:
             extra["stderr"] = scalar_err
     return result
+
+
+def _names(v: Any, known: frozenset[str] | None) -> frozenset[str] | None:
+    """Metric names from a list of strings or a comma-separated string (added to ``known``)."""
+    if isinstance(v, str):
+        v = [part.strip() for part in v.split(",")]
+    if not isinstance(v, list):
+        return known
+    return (known or frozenset()) | {str(x) for x in v if isinstance(x, str) and x}
+
+
+def _fold_score(
+    score: float | None, primary: str | None, metrics: dict[str, float], extra: dict[str, Any]
+) -> None:
+    """Make a result's score field one of its metrics, so one rule decides the score.
+
+    A 0.0 score is what proto3 leaves out, so it cannot be told from "not set": it adds
+    nothing (a result whose only figure is a 0.0 score has no score). Otherwise the score is
+    the named primary metric's value, or a metric named ``score`` when no metric is named;
+    where the named metric is also reported, the metrics win and the score is kept in extra.
+    """
+    if score is None or score == 0.0:
+        return
+    key = metric_key(primary) if primary else "score"
+    present = next((name for name in metrics if metric_key(name) == key), None)
+    if present is None:
+        metrics[primary or "score"] = score
+    elif metrics[present] != score and not (math.isnan(score) and math.isnan(metrics[present])):
+        extra["score"] = score
 
 
 def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
@@ -334,7 +372,7 @@ def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
             if isinstance(item, dict):
                 out.append(parse_result(item, name))
             elif (f := to_float(item)) is not None:
-                out.append(BenchmarkResult(name, {}, None, {}, {}, f))
+                out.append(parse_result({"score": f}, name))
         return tuple(out)
     return ()
 
@@ -477,4 +515,90 @@ def parse_page(payload: Any) -> EvaluationPage:
         [parse_evaluation(item) for item in items if isinstance(item, dict)],
         token or None,
         total,
+    )
+
+
+_SAMPLE_SLOTS = {
+    "itemid": "item_id",
+    "id": "item_id",
+    "sampleid": "item_id",
+    "docid": "item_id",
+    "taskid": "item_id",
+    "benchmark": "benchmark",
+    "benchmarkname": "benchmark",
+    "correct": "correct",
+    "passed": "correct",
+    "iscorrect": "correct",
+    "score": "score",
+    "cluster": "cluster",
+    "subject": "cluster",
+    "record": "record",
+    "index": "index",
+}
+
+
+def _to_bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return None
+
+
+def parse_sample(d: Mapping[str, Any], benchmark: str = "") -> Sample:
+    """One per-item record in any rendering: an item id, an outcome and what was stored.
+
+    Fields of the envelope win over the same fields inside ``record``; an item without an id
+    takes its position (``index``); ``correct`` gives the score 1.0/0.0 when no score is sent.
+    """
+    slots: dict[str, Any] = {}
+    record: dict[str, Any] = {}
+    for key, v in d.items():
+        slot = _SAMPLE_SLOTS.get(_k(key))
+        if slot == "record" and isinstance(v, dict):
+            record = v
+        elif slot is not None and slot not in slots:
+            slots[slot] = v
+    for key, v in record.items():
+        slot = _SAMPLE_SLOTS.get(_k(key))
+        if slot is not None and slot not in ("record", "index") and slot not in slots:
+            slots[slot] = v
+    item_id = slots.get("item_id")
+    if item_id is None or isinstance(item_id, dict | list) or item_id == "":
+        item_id = slots.get("index")
+    if item_id is None or isinstance(item_id, dict | list):
+        raise ProtocolError("a sample has neither an item id nor an index", excerpt=str(d)[:200])
+    correct = _to_bool(slots.get("correct"))
+    score = to_float(slots.get("score"))
+    if score is None and correct is not None:
+        score = float(correct)
+    cluster = slots.get("cluster")
+    return Sample(
+        item_id=str(item_id),
+        benchmark=str(slots.get("benchmark") or benchmark),
+        score=score,
+        correct=correct,
+        cluster=str(cluster) if isinstance(cluster, str | int) and cluster != "" else None,
+        record=record or {k: v for k, v in d.items() if _k(k) != "record"},
+    )
+
+
+def parse_sample_page(payload: Any, benchmark: str = "") -> SamplePage:
+    """One page of the samples route: ``{"data": {"samples": [...], "next_page_token"}}`` or variants."""
+    if isinstance(payload, list):
+        return SamplePage([parse_sample(i, benchmark) for i in payload if isinstance(i, dict)])
+    data = _unwrap(payload)
+    items: Any = []
+    token = None
+    for key, v in data.items():
+        ck = _k(key)
+        if ck in ("samples", "items", "records"):
+            items = v or []
+        elif ck == "nextpagetoken":
+            token = v
+    if not isinstance(items, list):
+        raise ProtocolError("samples page 'samples' is not a list", excerpt=type(items).__name__)
+    return SamplePage(
+        [parse_sample(item, benchmark) for item in items if isinstance(item, dict)],
+        str(token) if token else None,
     )

@@ -124,14 +124,6 @@ def test_unknown_status_keeps_original_in_raw() -> None:
     assert not ev.is_terminal
 
 
-def test_missing_score_on_completed_result_without_metrics_is_zero() -> None:
-    ev = parse_evaluation(
-        {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "mmlu"}]}
-    )
-    assert ev.score("mmlu") == 0.0
-    assert ev.results[0].primary_metric == "score"
-
-
 def test_score_field_wins_over_metrics() -> None:
     ev = parse_evaluation(
         {
