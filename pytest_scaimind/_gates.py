@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
+from pytest_scaimind._record import Outcome
 from scaimind_nb import Benchmark
-
-Outcome = Literal["pass", "fail", "inconclusive", "error"]
 
 
 def label(spec: Benchmark) -> str:
@@ -128,10 +127,13 @@ def judge(
     }
     if gate.needs_baseline and baseline is None:
         return Verdict(
-            gate, "fail", f"{name} {metric} {score:.4f}: {baseline_missing}; {where}", **common
+            gate,
+            Outcome.FAIL,
+            f"{name} {metric} {score:.4f}: {baseline_missing}; {where}",
+            **common,
         )
     if math.isnan(score):
-        return Verdict(gate, "fail", f"{name} {metric} is NaN; {where}", **common)
+        return Verdict(gate, Outcome.FAIL, f"{name} {metric} is NaN; {where}", **common)
 
     bounds: list[tuple[float, str]] = []
     if gate.min_score is not None:
@@ -160,7 +162,7 @@ def judge(
     delta_text = f" (delta {delta:+.4f})" if delta is not None else ""
     if threshold is None:
         return Verdict(
-            gate, "pass", f"{name} {metric} {score:.4f}, no threshold set; {where}", **common
+            gate, Outcome.PASS, f"{name} {metric} {score:.4f}, no threshold set; {where}", **common
         )
 
     if gate.confidence is None:
@@ -169,7 +171,7 @@ def judge(
         message = (
             f"{name} {metric} {score:.4f} {relation} {threshold:.4f} [{why}]{delta_text}; {where}"
         )
-        return Verdict(gate, "pass" if ok else "fail", message, **common)
+        return Verdict(gate, Outcome.PASS if ok else Outcome.FAIL, message, **common)
 
     interval = _interval(proportion, score, n, stderr, gate.confidence)
     if interval is None:
@@ -177,13 +179,13 @@ def judge(
             f"{name} {metric} {score:.4f}: confidence={gate.confidence:g} needs a proportion metric with a "
             f"known sample count or a reported stderr (set num_samples, or drop confidence=); {where}"
         )
-        return Verdict(gate, "error", message, **common)
+        return Verdict(gate, Outcome.ERROR, message, **common)
     low, high = interval
     ci = f"{gate.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
     if low >= threshold:
         return Verdict(
             gate,
-            "pass",
+            Outcome.PASS,
             f"{name} {metric} {score:.4f}, {ci} clears {threshold:.4f} [{why}]{delta_text}; {where}",
             interval=interval,
             **common,
@@ -191,7 +193,7 @@ def judge(
     if high < threshold:
         return Verdict(
             gate,
-            "fail",
+            Outcome.FAIL,
             f"{name} {metric} {score:.4f}, {ci} lies below {threshold:.4f} [{why}]{delta_text}; {where}",
             interval=interval,
             **common,
@@ -206,7 +208,9 @@ def judge(
         f"{name} {metric} {score:.4f} inconclusive: {ci} straddles {threshold:.4f} [{why}]{delta_text}; "
         f"{need_text} (--scaimind-inconclusive={inconclusive}); {where}"
     )
-    return Verdict(gate, "inconclusive", message, interval=interval, n_needed=needed, **common)
+    return Verdict(
+        gate, Outcome.INCONCLUSIVE, message, interval=interval, n_needed=needed, **common
+    )
 
 
 def _interval(
