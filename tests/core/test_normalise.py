@@ -182,3 +182,29 @@ def test_empty_list_page() -> None:
     page = parse_page({"data": {}})
     assert page.evaluations == [] and page.next_page_token is None and page.total_count is None
     assert parse_page({"data": {"evaluations": [], "next_page_token": ""}}).next_page_token is None
+
+
+def test_model_and_data_digests_are_parsed_per_spec() -> None:
+    ev = parse_evaluation(
+        {
+            "evaluationId": "e",
+            "modelDigest": "sha256:ab",
+            "benchmarks": [
+                {
+                    "name": "mmlu",
+                    "data": {"digest": "sha256:cd", "records": "14042", "source": "p"},
+                },
+                {"name": "custom-x", "dataset": "scaidrive://o/x.jsonl"},
+            ],
+        }
+    )
+    assert ev.model_digest == "sha256:ab"
+    info = ev.data_info("MMLU")
+    assert info is not None and (info.digest, info.records, info.source) == (
+        "sha256:cd",
+        14042,
+        "p",
+    )
+    assert ev.data_info("custom-x") is None and ev.data_info("unknown") is None
+    bare = parse_evaluation({"evaluation_id": "e", "benchmarks": [{"name": "mmlu"}]})
+    assert bare.model_digest is None and bare.data == ()
