@@ -10,9 +10,11 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from scaimind_nb._contract import (
     API_PREFIX,
     JOB_FIELDS,
+    PRECHECK_FIELDS,
     SERVED_STATUSES,
     SPEC_FIELDS,
     SUBMIT_FIELDS,
@@ -34,7 +37,7 @@ from scaimind_nb._contract import (
 from ._benchmarks.base import BenchmarkSpec, InvalidBenchmark
 from ._openapi import openapi
 from ._service import Service
-from ._store import KeyInUse, dump_json
+from ._store import KeyInUse, dump_json, render_spec
 
 MAX_BODY = 1 << 20
 MAX_BENCHMARKS = 100
@@ -158,6 +161,16 @@ def _unknown(body: dict[str, Any], known: tuple[str, ...], where: str) -> None:
         )
 
 
+def _spec_items(body: dict[str, Any]) -> list[Any]:
+    """The body's `benchmarks` list: not empty, at most MAX_BENCHMARKS entries."""
+    items = body.get(Field.BENCHMARKS)
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, 'benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
+    if len(items) > MAX_BENCHMARKS:
+        raise ApiError(400, f"at most {MAX_BENCHMARKS} benchmarks per evaluation, got {len(items)}")
+    return items
+
+
 def parse_spec(item: Any, i: int) -> BenchmarkSpec:
     """One benchmark entry: a name or `{name, dataset?, num_samples?, parameters?}`."""
     where = f"benchmarks[{i}]"
@@ -238,12 +251,7 @@ async def submit(request: Request) -> Response:
     job_id = _string(body, Field.JOB_ID, required=True)
     model_uri = _string(body, Field.MODEL_URI)
     checkpoint_id = _string(body, Field.CHECKPOINT_ID)
-    items = body.get(Field.BENCHMARKS)
-    if not isinstance(items, list) or not items:
-        raise ApiError(400, 'benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
-    if len(items) > MAX_BENCHMARKS:
-        raise ApiError(400, f"at most {MAX_BENCHMARKS} benchmarks per evaluation, got {len(items)}")
-    specs = [parse_spec(item, i) for i, item in enumerate(items)]
+    specs = [parse_spec(item, i) for i, item in enumerate(_spec_items(body))]
     job = service.store.get_job(job_id)
     if job is None:
         raise ApiError(
@@ -253,9 +261,9 @@ async def submit(request: Request) -> Response:
         raise ApiError(
             409, f"job {job_id!r} is {job['status']}; only a COMPLETED job can be evaluated"
         )
-    try:
-        row = service.submit(
-            job_id, model_uri or job["model_uri"], checkpoint_id, specs, idempotency
+    try:  # reading and hashing the data is file work: off the event loop
+        row = await run_in_threadpool(
+            service.submit, job_id, model_uri or job["model_uri"], checkpoint_id, specs, idempotency
         )
     except InvalidBenchmark as exc:
         raise ApiError(400, str(exc)) from None
@@ -351,6 +359,44 @@ async def list_benchmarks(request: Request) -> JSON:
     return _data({"benchmarks": request.app.state.service.registry.names()})
 
 
+# precheck
+
+
+async def precheck(request: Request) -> JSON:
+    """What submitting these specs would score, queuing nothing: per spec its data's digest,
+    record count or first problem, and the model's digest or problem (200 even with problems)."""
+    body = await _body(request)
+    _unknown(body, PRECHECK_FIELDS, "the request body")
+    model_uri = _string(body, Field.MODEL_URI)
+    items = _spec_items(body)
+    service: Service = request.app.state.service
+    return _data(await run_in_threadpool(precheck_answer, service, model_uri, items))
+
+
+def precheck_answer(service: Service, model_uri: str, items: list[Any]) -> dict[str, Any]:
+    """The precheck's answer: specs rendered as in a record, each with `data` or `problem`."""
+    ctx = service.context("")
+    entries: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            spec = parse_spec(item, i)
+        except ApiError as exc:
+            name = item.get(Field.NAME) if isinstance(item, dict) else item
+            entries.append(
+                {Field.NAME: name if isinstance(name, str) else "", Field.PROBLEM: exc.message}
+            )
+            continue
+        info, problem = service.check(service.describe, spec, ctx)
+        entry = render_spec({**asdict(spec), Field.DATA: asdict(info) if info else None})
+        entries.append({**entry, **({Field.PROBLEM: problem} if problem else {})})
+    answer: dict[str, Any] = {Field.BENCHMARKS: entries}
+    if model_uri:
+        digest, problem = service.check(service.model_digest, model_uri)
+        answer[Field.MODEL_URI] = model_uri
+        answer[Field.MODEL_DIGEST if digest else Field.MODEL_PROBLEM] = digest or problem
+    return answer
+
+
 async def healthz(request: Request) -> JSON:
     return _data({"status": "ok"})
 
@@ -414,6 +460,7 @@ def create_app(service: Service, api_key: str) -> ASGIApp:
         _route(Route.JOBS, put_job, "POST"),
         _route(Route.JOB, get_job, "GET"),
         _route(Route.BENCHMARKS, list_benchmarks, "GET"),
+        _route(Route.PRECHECK, precheck, "POST"),
         StarletteRoute("/healthz", healthz, methods=["GET"]),
         StarletteRoute("/openapi.json", openapi_json, methods=["GET"]),
     ]

@@ -125,8 +125,18 @@ _SCHEMAS: dict[str, Any] = {
             "stderr": {"type": "object", "additionalProperties": _NUM},
             "num_samples": _INT64,
             "extra": {"type": "object"},
+            "status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
+            "error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}),
         },
-        ["benchmark", "score", "metrics", "num_samples"],
+        ["benchmark", "metrics", "num_samples"],
+    ),
+    "DataInfo": _obj(
+        {
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "records": {"type": "integer", "minimum": 0},
+            "source": {"type": "string"},
+        },
+        ["digest"],
     ),
     "Evaluation": _obj(
         {
@@ -146,9 +156,11 @@ _SCHEMAS: dict[str, Any] = {
                             "type": "object",
                             "additionalProperties": {"type": "string"},
                         },
+                        "data": _ref("DataInfo"),
                     }
                 ),
             },
+            "model_digest": {"type": "string"},
             "progress": {
                 "type": "array",
                 "items": _obj(
@@ -231,6 +243,42 @@ _SCHEMAS: dict[str, Any] = {
         {"benchmarks": {"type": "array", "items": {"type": "string"}}}, ["benchmarks"]
     ),
     "Health": _obj({"status": {"type": "string"}}, ["status"]),
+    # precheck
+    "PrecheckRequest": _obj(
+        {
+            "model_uri": {"type": "string"},
+            "benchmarks": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
+            },
+        },
+        ["benchmarks"],
+        extra=False,
+    ),
+    "PrecheckAnswer": _obj(
+        {
+            "benchmarks": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": {"type": "string"},
+                        "dataset": {"type": "string"},
+                        "num_samples": _INT64,
+                        "parameters": {"type": "object"},
+                        "data": _ref("DataInfo"),
+                        "problem": {"type": "string"},
+                    },
+                    ["name"],
+                ),
+            },
+            "model_uri": {"type": "string"},
+            "model_digest": {"type": "string"},
+            "model_problem": {"type": "string"},
+        },
+        ["benchmarks"],
+    ),
 }
 
 
@@ -307,6 +355,22 @@ def openapi() -> dict[str, Any]:
             "get": {
                 "operationId": "listBenchmarks",
                 "responses": {"200": _ok("Benchmarks", "supported names"), **_errors()},
+            }
+        },
+        API_PREFIX + Route.PRECHECK: {
+            "post": {
+                "operationId": "precheck",
+                "summary": "Check a model and benchmark specs without queuing anything",
+                "description": (
+                    "Per spec (in order) the data's digest, record count and source, or the first "
+                    "problem that would stop it; the model's digest or its problem. Problems are "
+                    "answers (200), not errors; only a malformed body is a 400."
+                ),
+                "requestBody": _body("PrecheckRequest"),
+                "responses": {
+                    "200": _ok("PrecheckAnswer", "per-spec answers"),
+                    **_errors(400, 413, 422),
+                },
             }
         },
         "/healthz": {

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import SampleField, Status
+from scaimind_nb._contract import Field, SampleField, Status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS evaluations (
     updated_at TEXT NOT NULL,
     started_at TEXT,
     completed_at TEXT,
-    rendered BLOB
+    rendered BLOB,
+    model_digest TEXT
 );
 CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, seq);
@@ -96,6 +97,23 @@ def dump_json(content: Any) -> bytes:
         return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
 
 
+def render_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """One benchmark spec of a record (or of a precheck answer), with the data it scores.
+
+    `data` (`{digest, records, source}`) is present when the spec's data was described at
+    submit time: it is what the evaluation scores (a run refuses data that changed since).
+    """
+    out: dict[str, Any] = {
+        Field.NAME: spec["name"],
+        Field.DATASET: spec.get("dataset") or "",
+        Field.NUM_SAMPLES: str(spec.get("num_samples") or 0),
+        Field.PARAMETERS: spec.get("parameters") or {},
+    }
+    if spec.get(Field.DATA):
+        out[Field.DATA] = spec[Field.DATA]
+    return out
+
+
 def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
     """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
     out: dict[str, Any] = {
@@ -104,15 +122,7 @@ def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
         "model_uri": row["model_uri"],
         "checkpoint_id": row["checkpoint_id"],
         "status": row["status"],
-        "benchmarks": [
-            {
-                "name": b["name"],
-                "dataset": b.get("dataset") or "",
-                "num_samples": str(b.get("num_samples") or 0),
-                "parameters": b.get("parameters") or {},
-            }
-            for b in row["benchmarks"]
-        ],
+        "benchmarks": [render_spec(b) for b in row["benchmarks"]],
         "progress": [
             {
                 "benchmark": p["benchmark"],
@@ -126,6 +136,8 @@ def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+    if row.get("model_digest"):
+        out[Field.MODEL_DIGEST] = row["model_digest"]
     if row["error"]:
         out["error"] = row["error"]
     for key in ("started_at", "completed_at"):
@@ -174,6 +186,8 @@ class Store:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(evaluations)")}
         if "rendered" not in columns:  # a file from before the stored rendering
             conn.execute("ALTER TABLE evaluations ADD COLUMN rendered BLOB")
+        if "model_digest" not in columns:  # a file from before content digests
+            conn.execute("ALTER TABLE evaluations ADD COLUMN model_digest TEXT")
         with _transaction(conn):  # render rows that have no rendering yet (none once migrated)
             self._write(conn, "SELECT * FROM evaluations WHERE rendered IS NULL", ())
         last = conn.execute("SELECT MAX(updated_at) FROM evaluations").fetchone()[0]
@@ -245,8 +259,12 @@ class Store:
         checkpoint_id: str,
         benchmarks: list[dict[str, Any]],
         idempotency: tuple[str, str] | None = None,
+        model_digest: str | None = None,
     ) -> dict[str, Any]:
         """Insert a QUEUED evaluation and return its row.
+
+        `benchmarks` are the specs, each with the `data` it scores when known; `model_digest`
+        is the digest of the model artefact taken at submit time.
 
         With ``idempotency=(key, fingerprint)`` the key is recorded in the same transaction, so
         of two submits with one live key exactly one creates an evaluation; the other gets
@@ -263,8 +281,8 @@ class Store:
             [row] = self._write(
                 conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
-                " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " benchmarks, progress, created_at, updated_at, model_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
@@ -275,6 +293,7 @@ class Store:
                     json.dumps(progress),
                     now,
                     now,
+                    model_digest,
                 ),
             )
             if idempotency is not None:

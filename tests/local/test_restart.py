@@ -71,7 +71,7 @@ def test_graceful_stop_mid_run_is_quick_and_resumes_on_restart(
     args = (tmp_path / "db.sqlite", tmp_path / "drive", scaimind_api_key)
     answers = {r["prompt"]: r["reference"] for r in ROWS}
     with LocalCoordinator(*args) as coord:
-        model = write_model(coord.drive_root, "org/m", options={"answers": answers, "delay": 0.2})
+        model = write_model(coord.drive_root, "org/m", options={"answers": answers, "delay": 0.05})
         dataset = write_custom_dataset(coord.drive_root, "org/d.jsonl", ROWS)
         coord.register_job("job_g", model)
         with client_for(coord) as api:
@@ -79,7 +79,7 @@ def test_graceful_stop_mid_run_is_quick_and_resumes_on_restart(
             wait_for(api, eid["evaluation_id"], lambda r: r["status"] == "RUNNING")
         started = time.monotonic()
     assert time.monotonic() - started < 2  # the worker stopped at the next sample
-    write_model(tmp_path / "drive", "org/m", options={"answers": answers})  # now fast
+    # the same model and data (their digests are checked again when the run resumes)
     with LocalCoordinator(*args) as coord, client_for(coord) as api:
         done = wait_for(api, eid["evaluation_id"])
     assert done["status"] == "COMPLETED"
