@@ -80,6 +80,14 @@ class GateRecord:
     model_uri: str | None = None
     checkpoint_id: str = ""
     host: str | None = None
+    # reuse
+    content_verified: bool | None = None
+    """For a reused result: matched on the content digests of model and data (True), or, from a
+    coordinator without a precheck, on URIs only (False); None for a result submitted now."""
+    model_digest: str | None = None
+    """Digest of the model artefact the result was scored on (where the coordinator says)."""
+    data_digest: str | None = None
+    """Digest of the data the spec's result was scored on (where the coordinator says)."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (enums as their values)."""

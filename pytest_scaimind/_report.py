@@ -86,7 +86,7 @@ def markdown(records: list[GateRecord], facts: dict[str, Any]) -> str:
         f"- job: `{facts['job_id']}`",
         f"- model: `{facts['model_uri']}`",
         f"- checkpoint: `{facts['checkpoint_id'] or '(final)'}`",
-        f"- evaluation: {', '.join(f'`{e}`' for e in facts['evaluation_ids']) or '-'}",
+        f"- evaluation: {served(records, '`') or '-'}",
         f"- coordinator: {facts['coordinator']}",
         f"- time: {facts['generated_at']}",
         "",
@@ -113,3 +113,22 @@ def write(path: str | Path, records: list[GateRecord], facts: dict[str, Any]) ->
             encoding="utf-8",
         )
     return target
+
+
+# reuse
+
+
+def served(records: list[GateRecord], quote: str = "") -> str:
+    """The evaluations that served the gates, each marked new, reused (content-verified) or
+    reused (not content-verified): `eval_a (reused, content-verified), eval_b (new)`."""
+    marks: dict[str, str] = {}
+    for r in records:
+        if r.evaluation_id is None or r.evaluation_id in marks:
+            continue
+        if not r.reused:
+            marks[r.evaluation_id] = "new"
+        elif r.content_verified:
+            marks[r.evaluation_id] = "reused, content-verified"
+        else:
+            marks[r.evaluation_id] = "reused, not content-verified"
+    return ", ".join(f"{quote}{e}{quote} ({m})" for e, m in sorted(marks.items()))

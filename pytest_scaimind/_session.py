@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,9 @@ from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
 from pytest_scaimind._record import Action, GateRecord, Outcome
 
 if TYPE_CHECKING:
-    from pytest_scaimind._evaluations import Batch, Evaluations
+    from pytest_scaimind._evaluations import Evaluations, Serving
     from pytest_scaimind._options import Options
-    from scaimind_nb import BenchmarkResult, Client
+    from scaimind_nb import Benchmark, BenchmarkResult, Client, Evaluation
 
 
 class ScaimindSession:
@@ -48,7 +49,7 @@ class ScaimindSession:
         except BaselineError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.item_gates: dict[str, ItemGates] = {}
-        self.batches: list[Batch] = []
+        self.specs: list[Benchmark] = []
         self.records: list[GateRecord] = []
         self._client: Client | None = None
         self._local: Any = None
@@ -56,6 +57,7 @@ class ScaimindSession:
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
+        self._interrupted = False
 
     # -- the coordinator -------------------------------------------------------------------
 
@@ -148,21 +150,18 @@ class ScaimindSession:
                 self.item_gates[item.nodeid] = found
         if problems:
             raise pytest.UsageError("invalid benchmark gate arguments:\n  " + "\n  ".join(problems))
-        from pytest_scaimind._evaluations import plan_batches
-
-        self.batches = plan_batches(
-            [g.spec for found in self.item_gates.values() for g in found.gates]
+        self.specs = list(
+            dict.fromkeys(g.spec for found in self.item_gates.values() for g in found.gates)
         )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        """Before any test runs: resolve the model and submit (or find) the evaluations; wait later."""
+        """Before any test runs: precheck, reuse what matches, submit the rest; wait later."""
         if self.config.option.collectonly or not self.item_gates:
             return
         evaluations = self._prepare()
         if evaluations is not None:
-            for batch in self.batches:
-                evaluations.start(batch)
+            evaluations.plan(self.specs)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -175,7 +174,8 @@ class ScaimindSession:
             problem = self._infra_problem(gate.spec)
             if problem is not None:
                 failures.append(problem)
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
+                verdict = Verdict(gate, Outcome.ERROR, problem)
+                self._record(item, gate, verdict, Action.ERROR, serving=self._serving(gate.spec))
         if failures:
             pytest.fail("scaimind: " + "; ".join(dict.fromkeys(failures)), pytrace=False)
 
@@ -197,15 +197,19 @@ class ScaimindSession:
             with open(summary, "a", encoding="utf-8") as fh:
                 fh.write(_report.markdown(self.records, facts))
 
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self._interrupted = True
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self._interrupted and not self.is_worker:
+            self._report_left_running(terminalreporter)
         if self.is_worker or not self.records:
             return
         terminalreporter.write_sep("=", "scaimind quality gates")
         for line in _report.table(self.records):
             terminalreporter.write_line(line)
         facts = self._facts()
-        reused = {r.evaluation_id for r in self.records if r.reused}
-        evals = ", ".join(e + (" (reused)" if e in reused else "") for e in facts["evaluation_ids"])
+        evals = _report.served(self.records)
         terminalreporter.write_line(
             f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals or '-'}"
         )
@@ -257,37 +261,65 @@ class ScaimindSession:
                     f"job {self.options.job} on {self.host} has no model_uri: {how}"
                 )
         self._evaluations = Evaluations(
-            self.config, self.options, client, self._cache_host(), model_uri
+            self.config,
+            self.options,
+            client,
+            self.host,
+            self._cache_host(),
+            model_uri,
+            self._live_line,
         )
         return self._evaluations
 
-    def _batch_of(self, spec: Any) -> Batch:
-        from pytest_scaimind._evaluations import plan_batches
-
-        for batch in self.batches:
-            if batch.holds(spec):
-                return batch
-        batch = plan_batches([spec])[0]
-        self.batches.append(batch)
-        return batch
-
-    def _infra_problem(self, spec: Any) -> str | None:
-        """Finish the evaluation holding `spec`; the one-line reason if it cannot give a result."""
+    def _infra_problem(self, spec: Benchmark) -> str | None:
+        """Wait for the evaluation serving `spec`; the one-line reason if it gives no result."""
         from pytest_scaimind._evaluations import InfraError
 
         evaluations = self._prepare()
         if evaluations is None:
             return self._prepare_error
-        batch = self._batch_of(spec)
         try:
-            evaluations.finish(batch)
+            evaluations.result(spec)
         except InfraError as exc:
             return str(exc)
-        assert batch.evaluation is not None
-        if all(r.benchmark.lower() != spec.name.lower() for r in batch.evaluation.results):
-            have = ", ".join(r.benchmark for r in batch.evaluation.results) or "none"
-            return f"evaluation {batch.evaluation_id} completed without a result for {spec.name!r} (results: {have})"
         return None
+
+    def _served(self, spec: Benchmark) -> tuple[Serving, Evaluation]:
+        """The serving and finished evaluation of a spec `_infra_problem` found no problem with."""
+        assert self._evaluations is not None
+        return self._evaluations.result(spec)
+
+    def _serving(self, spec: Benchmark) -> Serving | None:
+        """How `spec` is served, when it was planned."""
+        return self._evaluations.servings.get(spec.key()) if self._evaluations else None
+
+    def _live_line(self, line: str) -> None:
+        """Write a line at once to the terminal, not to a test's captured output, so CI watchdogs
+        see the session is alive (an xdist worker, which has no terminal, writes to stderr)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is None or self.is_worker:
+                print(line, file=sys.__stderr__, flush=True)
+                return
+            reporter.ensure_newline()
+            reporter.write_line(line)
+            reporter.flush()
+
+    def _report_left_running(self, terminalreporter: Any) -> None:
+        """After Ctrl-C: the evaluations left running, how to resume and how to cancel them."""
+        from pytest_scaimind._waiting import left_running
+
+        if self._evaluations is None:
+            return
+        lines = left_running(
+            self._evaluations.left_running(),
+            self._evaluations.client.host,
+            self.config.invocation_params.args,
+            local=self.options.host == "local",
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
 
     # -- judging ---------------------------------------------------------------------------
 
@@ -301,21 +333,21 @@ class ScaimindSession:
         problem = self._infra_problem(gate.spec)
         if problem is not None:
             if item is not None:
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
+                verdict = Verdict(gate, Outcome.ERROR, problem)
+                self._record(item, gate, verdict, Action.ERROR, serving=self._serving(gate.spec))
             pytest.fail(
                 f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False
             )
-        batch = self._batch_of(gate.spec)
-        assert batch.evaluation is not None
-        result = batch.evaluation.result(gate.spec.name)
-        verdict = self._judge(gate, result, batch.evaluation_id)
+        serving, evaluation = self._served(gate.spec)
+        result = evaluation.result(serving.spec.name)
+        verdict = self._judge(gate, result, evaluation.evaluation_id)
         action = Action(
             self.options.inconclusive
             if verdict.outcome is Outcome.INCONCLUSIVE
             else verdict.outcome.value
         )
         if item is not None:
-            self._record(item, gate, verdict, action, result, reused=batch.reused)
+            self._record(item, gate, verdict, action, result, serving=serving)
         if action in (Action.FAIL, Action.ERROR):
             pytest.fail(verdict.message, pytrace=False)
         if action is Action.SKIP:
@@ -419,7 +451,7 @@ class ScaimindSession:
         action: Action,
         result: BenchmarkResult | None = None,
         *,
-        reused: bool | None = None,
+        serving: Serving | None = None,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
         criteria = {
@@ -445,14 +477,18 @@ class ScaimindSession:
             ci_low=verdict.interval[0] if verdict.interval else None,
             ci_high=verdict.interval[1] if verdict.interval else None,
             n_needed=verdict.n_needed,
-            evaluation_id=verdict.evaluation_id,
-            reused=reused,
+            evaluation_id=verdict.evaluation_id or (serving.evaluation_id if serving else None),
+            reused=serving.reused if serving is not None else None,
             metrics=dict(result.metrics) if result is not None else None,
             stderr=dict(result.stderr) if result is not None else None,
             job_id=self.options.job,
             model_uri=self._evaluations.model_uri if self._evaluations else self.options.model_uri,
             checkpoint_id=self.options.checkpoint,
             host=self.host,
+            # reuse
+            content_verified=serving.verified if serving is not None else None,
+            model_digest=serving.model_digest if serving is not None else None,
+            data_digest=serving.data_digest if serving is not None else None,
         )
         item.user_properties.extend(record.to_properties())
 

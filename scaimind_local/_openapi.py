@@ -76,6 +76,23 @@ _IDEMPOTENCY_HEADERS = {
     },
 }
 
+_SPEC_LIST = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 100,
+    "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
+}
+"""The `benchmarks` of a submit or a precheck: names or specs."""
+
+_RECORD_SPEC = {
+    "name": {"type": "string"},
+    "dataset": {"type": "string"},
+    "num_samples": _INT64,
+    "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+    "data": _ref("DataInfo"),
+}
+"""A benchmark spec as a record (and a precheck answer) renders it, with the data it scores."""
+
 _SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         {
@@ -106,12 +123,7 @@ _SCHEMAS: dict[str, Any] = {
             "job_id": {"type": "string", "minLength": 1},
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
-            "benchmarks": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
-            },
+            "benchmarks": _SPEC_LIST,
         },
         ["job_id", "benchmarks"],
         extra=False,
@@ -145,21 +157,7 @@ _SCHEMAS: dict[str, Any] = {
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
             "status": _STATUS,
-            "benchmarks": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "name": {"type": "string"},
-                        "dataset": {"type": "string"},
-                        "num_samples": _INT64,
-                        "parameters": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string"},
-                        },
-                        "data": _ref("DataInfo"),
-                    }
-                ),
-            },
+            "benchmarks": {"type": "array", "items": _obj(_RECORD_SPEC)},
             "model_digest": {"type": "string"},
             "progress": {
                 "type": "array",
@@ -247,12 +245,7 @@ _SCHEMAS: dict[str, Any] = {
     "PrecheckRequest": _obj(
         {
             "model_uri": {"type": "string"},
-            "benchmarks": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
-            },
+            "benchmarks": _SPEC_LIST,
         },
         ["benchmarks"],
         extra=False,
@@ -261,17 +254,7 @@ _SCHEMAS: dict[str, Any] = {
         {
             "benchmarks": {
                 "type": "array",
-                "items": _obj(
-                    {
-                        "name": {"type": "string"},
-                        "dataset": {"type": "string"},
-                        "num_samples": _INT64,
-                        "parameters": {"type": "object"},
-                        "data": _ref("DataInfo"),
-                        "problem": {"type": "string"},
-                    },
-                    ["name"],
-                ),
+                "items": _obj({**_RECORD_SPEC, "problem": {"type": "string"}}, ["name"]),
             },
             "model_uri": {"type": "string"},
             "model_digest": {"type": "string"},

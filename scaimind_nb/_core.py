@@ -969,7 +969,8 @@ class Core:
                 ev = yield from self.get(evaluation_id, deadline=max(poll.remaining(), 0.001))
             except (APIConnectionError, ServerError, RateLimitError, ProtocolError) as exc:
                 logger.info("polling %s: %s; will poll again", evaluation_id, exc)
-                poll.fail(exc)
+                if not (isinstance(exc, APITimeoutError) and poll.remaining() <= 0):
+                    poll.fail(exc)  # a poll cut short by the wait's own deadline is no failure
             else:
                 if poll.observe(ev) and on_update is not None:
                     yield Notify(on_update, ev)

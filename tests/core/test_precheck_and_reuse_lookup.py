@@ -232,3 +232,19 @@ def test_a_timeout_after_answered_polls_has_no_failure(
         make_client().wait("eval_1", timeout=20, poll_interval=4)
     assert info.value.failing_for is None and info.value.last_error is None
     assert "polls have failed" not in str(info.value)
+
+
+def test_a_poll_cut_short_by_the_waits_own_deadline_is_not_a_failing_poll(
+    make_client, fake: FakeCoordinator, clock: FakeTime
+) -> None:
+    _script(fake, *([{"status": "RUNNING"}] * 100))
+    passthrough = lambda request, route: route(request)  # noqa: E731
+
+    def slow_past_the_deadline(request: httpx.Request, route: Any) -> None:
+        clock.now += 100  # the GET outlives the wait's remaining time
+        raise httpx.ReadTimeout("simulated", request=request)
+
+    fake.faults = [passthrough, slow_past_the_deadline]
+    with pytest.raises(WaitTimeoutError) as info:
+        make_client(max_retries=0).wait("eval_1", timeout=30, poll_interval=4)
+    assert info.value.failing_for is None and info.value.last_error is None

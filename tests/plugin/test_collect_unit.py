@@ -87,7 +87,7 @@ def test_identical_specs_share_and_same_names_split():
     c = make_gate("mmlu", num_samples=20).spec
     d = make_gate("arc").spec
     batches = plan_batches([a, d, b, c])
-    assert [[label(s) for s in batch.specs] for batch in batches] == [
+    assert [[label(s) for s in batch] for batch in batches] == [
         ["mmlu[n=10]", "arc"],
         ["mmlu[n=20]"],
     ]
