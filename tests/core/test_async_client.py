@@ -14,7 +14,6 @@ from scaimind_nb import (
     ScaimindValueError,
     Status,
     WaitTimeoutError,
-    find_evaluation,
 )
 
 from .conftest import HOST, KEY, FakeCoordinator, FakeTime
@@ -67,7 +66,7 @@ def test_ambiguous_submit_is_reconciled(make_async_client, fake: FakeCoordinator
     async def main() -> Any:
         async with make_async_client() as client:
             ev = await client.submit("job_1", "scaidrive://o/m", ["mmlu"])
-            again = await find_evaluation(client, "job_1", "scaidrive://o/m", ["mmlu"])
+            again = await client.find_evaluation("job_1", "scaidrive://o/m", ["mmlu"])
             return ev, again
 
     ev, again = run(main())
