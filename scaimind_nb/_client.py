@@ -203,4 +203,3 @@ class Client:
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )
         return self._run(self._core.find(match, max_pages=max_pages))
-
