@@ -16,8 +16,7 @@ from scaimind_nb import (
     WaitTimeoutError,
 )
 
-from .conftest import HOST, KEY, FakeCoordinator, FakeTime
-from .test_client import raise_, respond
+from ._fakes import HOST, KEY, FakeCoordinator, FakeTime, raise_, respond
 
 
 def run(coro: Any) -> Any:

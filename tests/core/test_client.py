@@ -28,32 +28,7 @@ from scaimind_nb import (
     UnprocessableEntityError,
 )
 
-from .conftest import HOST, KEY, FakeCoordinator, FakeTime
-
-
-def respond(
-    status: int, body: Any = None, headers: dict[str, str] | None = None, *, text: str | None = None
-):
-    """A fault that answers once with a fixed response."""
-
-    def fault(request: httpx.Request, route: Any) -> httpx.Response:
-        if text is not None:
-            return httpx.Response(status, text=text, headers=headers)
-        return httpx.Response(status, json=body if body is not None else {}, headers=headers)
-
-    return fault
-
-
-def raise_(exc_type: type[Exception], *, after_route: bool = False):
-    """A fault that raises a transport error, optionally after the server processed the request."""
-
-    def fault(request: httpx.Request, route: Any) -> None:
-        if after_route:
-            route(request)
-        raise exc_type("simulated", request=request)
-
-    return fault
-
+from ._fakes import HOST, KEY, FakeCoordinator, FakeTime, raise_, respond
 
 # --- construction ---------------------------------------------------------------------------
 

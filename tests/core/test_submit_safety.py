@@ -9,8 +9,7 @@ import pytest
 
 from scaimind_nb import BadRequestError, ConflictError, ServerError
 
-from .conftest import FakeCoordinator
-from .test_client import raise_, respond
+from ._fakes import FakeCoordinator, raise_, respond
 
 ARGS = (
     "job_1",
