@@ -414,7 +414,7 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
         """The result of the gate's spec in the evaluation or job a live baseline names."""
-        from scaimind_nb import Status, find_evaluation
+        from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
@@ -425,8 +425,7 @@ class ScaimindSession:
         cache_key = (job_id, gate.spec.key())
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
-            self._live[cache_key] = find_evaluation(
-                self.client,
+            self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
                 [gate.spec],

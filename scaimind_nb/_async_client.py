@@ -208,7 +208,7 @@ class AsyncClient:
         accept: Callable[[Evaluation, Benchmark], bool] | None = None,
     ) -> dict[Benchmark, Evaluation]:
         """For each benchmark, the newest evaluation of the same job, model and checkpoint that
-        holds it (one newest-first listing scan, as :func:`find_evaluation` makes).
+        holds it (one newest-first listing scan, as :meth:`find_evaluation` makes).
 
         ``accept(evaluation, benchmark)`` can refuse a candidate (e.g. on its content digests);
         benchmarks nothing was found for are left out of the answer.
@@ -229,7 +229,7 @@ class AsyncClient:
         statuses: Iterable[Status | str] | None = None,
         max_pages: int = 5,
     ) -> Evaluation | None:
-        """See :func:`scaimind_nb.find_evaluation`."""
+        """The awaitable twin of :meth:`Client.find_evaluation`."""
         match = Match.build(
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )

@@ -22,8 +22,7 @@ from scaimind_nb import (
     parse_evaluation,
 )
 
-from .conftest import HOST, FakeCoordinator, FakeTime
-from .test_client import raise_, respond
+from ._fakes import HOST, FakeCoordinator, FakeTime, raise_, respond
 
 MMLU = Benchmark("mmlu", num_samples=100)
 QA = Benchmark("custom-qa", dataset="scaidrive://o/qa.jsonl")
