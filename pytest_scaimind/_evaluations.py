@@ -154,14 +154,17 @@ def result_of(evaluation: Evaluation, spec: Benchmark) -> Any:
 def refusal(evaluation: Evaluation, serving: Serving) -> str | None:
     """Why `evaluation` cannot serve `serving.spec`, or None when it can.
 
-    It must hold the identical spec; a FAILED or CANCELLED one only with a result for it, and
-    no evaluation whose result for it failed. Where the precheck gave digests, the evaluation's
+    It must hold the identical spec and no other of the same name (results are named by
+    benchmark); a FAILED or CANCELLED one only with a result for it, and none whose result for
+    it failed. Where the precheck gave digests, the evaluation's
     recorded digests of the model and of the spec's data must be the same.
     """
     spec = serving.spec
     index = next((i for i, b in enumerate(evaluation.benchmarks) if b.key() == spec.key()), None)
     if index is None:
         return "it does not hold the spec"
+    if sum(b.name.lower() == spec.name.lower() for b in evaluation.benchmarks) > 1:
+        return f"it holds several specs named {spec.name!r}, whose results cannot be told apart"
     result = result_of(evaluation, spec)
     if result is not None and result.failed:
         return f"the spec failed in it ({result.error})"

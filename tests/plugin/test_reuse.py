@@ -89,9 +89,11 @@ def test_a_k_subset_is_served_from_a_larger_evaluation(gate_project: GateProject
     gate_project.run().assert_outcomes(passed=5, failed=1)
     [first] = gate_project.evaluation_ids()
     for args in (("-k", "qa"), ("-k", "qa", "--cache-clear")):
-        subset = gate_project.run(*args)
+        subset = gate_project.run(*args, "--scaimind-report=r.md")
         subset.assert_outcomes(passed=1, failed=1, deselected=4)
         subset.stdout.fnmatch_lines([f"*evaluation {first} (reused, content-verified)"])
+        checklist = (gate_project.pytester.path / "r.md").read_text()
+        assert f"- evaluation: `{first}` (reused, content-verified)" in checklist
     assert gate_project.submissions() == 1
 
 
@@ -223,6 +225,22 @@ def test_against_a_coordinator_without_the_precheck_reuse_falls_back_to_uris(
     # the same coordinator with its precheck refuses that stale result
     gate_project.run().assert_outcomes(passed=6, errors=1)
     assert gate_project.submissions() == 2
+
+
+def test_without_a_precheck_a_malformed_dataset_is_found_by_the_submit_alone(
+    gate_project: GateProject, front: Any, unique: str
+) -> None:
+    older = front(refuse=("/precheck",))
+    bad = f"scaidrive://org/eval/bad-{unique}.jsonl"
+    (gate_project.coordinator.drive_root / bad.removeprefix("scaidrive://")).write_text("oops\n")
+    gate_project.write_suite(
+        extra=f"\ndef test_bad():\n    assert_benchmark('custom-bad', dataset='{bad}', min_score=0.1)\n"
+    )
+    result = gate_project.run(f"--scaimind-host={older.url}")
+    # the one evaluation it would have joined is refused whole: every gate errors, nothing queued
+    result.assert_outcomes(passed=1, errors=6)
+    result.stdout.fnmatch_lines(["*coordinator error at *HTTP 400*line 1: invalid JSON*"])
+    assert gate_project.submissions() == 0
 
 
 def test_a_stale_cache_entry_and_an_evaluation_of_another_coordinator_are_not_reused(

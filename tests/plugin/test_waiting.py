@@ -95,10 +95,14 @@ class _Client:
     def __init__(self, clock: Clock, takes: list[float]) -> None:
         self.clock, self.takes = clock, takes
         self.timeouts: list[float] = []
+        self.poll_caps: list[float] = []
         self.gets: list[str] = []
 
-    def wait(self, evaluation_id: str, *, timeout: float, **_: Any) -> Any:
+    def wait(
+        self, evaluation_id: str, *, timeout: float, max_poll_interval: float, **_: Any
+    ) -> Any:
         self.timeouts.append(timeout)
+        self.poll_caps.append(max_poll_interval)
         spent = min(self.takes.pop(0), timeout)
         self.clock.now += spent
         if spent < timeout:
@@ -127,6 +131,7 @@ def test_one_timeout_bounds_the_whole_sessions_waiting() -> None:
         evaluations._finish(waits[2])
     assert client.timeouts == [10.0, 6.0]  # the second wait gets what the first left
     assert client.gets == ["eval_c"]  # nothing left: one look, no waiting
+    assert client.poll_caps == [15.0, 15.0]  # polls at most half the progress interval apart
     assert evaluations.waited == 10.0
 
 
