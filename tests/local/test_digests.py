@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -245,3 +246,23 @@ def test_a_benchmark_failing_at_run_time_fails_alone(
         "benchmark humaneval failed: humaneval: prompt_mode=chat needs a chat model"
     )
     assert str(drive.resolve()) not in json.dumps(done)
+
+
+def test_a_file_from_before_digests_opens_and_its_records_carry_none(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    store = Store(db)
+    eval_id = store.create_evaluation("job", "scaidrive://org/m", "", [{"name": "mmlu"}])["id"]
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE evaluations DROP COLUMN model_digest")
+        conn.execute("UPDATE evaluations SET rendered = NULL")
+    reopened = Store(db)
+    try:
+        rendered = json.loads(reopened.get_rendered(eval_id) or b"{}")
+        assert "model_digest" not in rendered and "data" not in rendered["benchmarks"][0]
+        later = reopened.create_evaluation(
+            "job", "scaidrive://org/m", "", [{"name": "mmlu"}], model_digest="sha256:ab"
+        )
+        assert json.loads(later["rendered"])["model_digest"] == "sha256:ab"
+    finally:
+        reopened.close()
