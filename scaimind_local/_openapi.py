@@ -244,8 +244,12 @@ _SCHEMAS: dict[str, Any] = {
     # precheck
     "PrecheckRequest": _obj(
         {
-            "model_uri": {"type": "string"},
-            "benchmarks": _SPEC_LIST,
+            "model_uri": {"type": "string", "nullable": True},
+            "benchmarks": {
+                **_SPEC_LIST,
+                # anything: a malformed spec is not a 400 but answered with its problem
+                "items": {"description": "a benchmark name or spec, as in a submit"},
+            },
         },
         ["benchmarks"],
         extra=False,
