@@ -618,8 +618,9 @@ def _change(name: str, previous: dict[str, Any] | None, entry: dict[str, Any], n
         return f"~ {name}: {metric} new in this entry, {now}"
     change = "unchanged" if old == new else f"{old:.4f} -> {new:.4f} ({(new or 0) - old:+.4f})"
     discordance = entry.get("discordance")
-    moved = bool(discordance) and discordance is not previous.get("discordance")
-    if moved:
-        change += f", {discordance['rate']:.1%} of items changed"  # type: ignore[index]
-    symbol = "=" if old == new and not (moved and discordance["rate"]) else "~"  # type: ignore[index]
+    fresh = discordance is not None and discordance is not previous.get("discordance")
+    rate = float(discordance["rate"]) if fresh and discordance is not None else 0.0
+    if rate:
+        change += f", {rate:.1%} of items changed"
+    symbol = "=" if old == new and not rate else "~"
     return f"{symbol} {name}: {metric} {change} (n={entry.get('num_samples') or '?'}{tail})"

@@ -8,7 +8,7 @@ import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -339,12 +339,7 @@ class ScaimindSession:
             self._error(item, gate, f"assert_benchmark({name!r}) {NO_CRITERION}")
         problem = self._infra_problem(gate.spec)
         if problem is not None:
-            self._error(
-                item,
-                gate,
-                f"scaimind infrastructure error (not a quality verdict): {problem}",
-                infra=True,
-            )
+            self._error(item, gate, problem, infra=True)
         batch = self._batch_of(gate.spec)
         assert batch.evaluation is not None
         result = batch.evaluation.result(gate.spec.name)
@@ -368,13 +363,15 @@ class ScaimindSession:
 
     def _error(
         self, item: pytest.Item | None, gate: Gate, message: str, *, infra: bool = False
-    ) -> None:
+    ) -> NoReturn:
         """Record the gate as ERROR and raise it (pytest reports an ERROR)."""
         __tracebackhide__ = True
         if item is not None:
             self._record(
                 item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
             )
+        if infra:
+            message = f"scaimind infrastructure error (not a quality verdict): {message}"
         raise GateError(message, infra=infra)
 
     def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
@@ -682,9 +679,9 @@ class ScaimindSession:
         if result is not None and result.metrics:
             with contextlib.suppress(KeyError):
                 primary = result.primary_metric
-        warning = self.power.get(gate.key()) if gate.key() in self.power else None
-        if warning is None and gate.has_criterion:
-            warning = self._power_warning(gate)
+        warning = self.power.get(gate.key()) or (
+            self._power_warning(gate) if gate.has_criterion else None
+        )
         return {
             "primary_metric": primary,
             "proportions": sorted(result.proportions)

@@ -69,11 +69,15 @@ def test_coordinator_down_is_an_error_for_run_time_specs_too_and_exits_75(gate_p
     assert "FAILED" not in result.stdout.str()
 
 
-def test_the_infra_exit_code_is_configurable_and_checked(gate_project):
+def test_the_infra_exit_code_is_configurable_and_checked(gate_project, monkeypatch):
     _suite(gate_project)
     assert _down(gate_project, "--scaimind-infra-exit-code=1").ret == 1
     gate_project.pytester.makeini("[pytest]\nscaimind_infra_exit_code = 42\n")
     assert _down(gate_project).ret == 42
+    gate_project.pytester.makeini("[pytest]\n")
+    monkeypatch.setenv("SCAIMIND_INFRA_EXIT_CODE", "99")
+    assert _down(gate_project).ret == 99
+    monkeypatch.delenv("SCAIMIND_INFRA_EXIT_CODE")
     for bad in ("0", "3", "256", "x"):
         refused = _down(gate_project, f"--scaimind-infra-exit-code={bad}")
         assert refused.ret == pytest.ExitCode.USAGE_ERROR
@@ -211,3 +215,18 @@ def test_holm_across_the_session_and_the_family_wise_error_either_way(gate_proje
     dynamic.stdout.fnmatch_lines(
         ["*--scaimind-correction=holm decides the confidence gates known at collection*"]
     )
+
+
+@pytest.mark.slow
+def test_under_xdist_the_controller_sees_the_errors_and_sets_the_exit_code(gate_project):
+    _suite(gate_project)
+    result = gate_project.pytester.runpytest_subprocess(
+        f"--scaimind-job={gate_project.job_id}",
+        f"--scaimind-model-uri={gate_project.model_uri}",
+        "--scaimind-host=http://127.0.0.1:9",
+        "-n",
+        "2",
+    )
+    result.assert_outcomes(passed=1, errors=2)
+    assert result.ret == 75
+    result.stdout.fnmatch_lines(["*every failure is an infrastructure error (2 test(s))*"])
