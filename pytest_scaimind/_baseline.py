@@ -90,11 +90,10 @@ class Baseline:
                 f"baseline {file}: format {data['format']!r} is not {FORMAT!r}, the one this "
                 "plugin reads; delete the file and re-create it with --scaimind-update-baseline"
             )
-        unknown = sorted(set(data) - set(_TOP_KEYS))
+        unknown = _unknown(data, _TOP_KEYS)
         if unknown:
             raise BaselineError(
-                f"baseline {file}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"the file's keys are {', '.join(_TOP_KEYS)}"
+                f"baseline {file}: {unknown}; the file's keys are {', '.join(_TOP_KEYS)}"
             )
         benchmarks = data.get("benchmarks", {})
         if not isinstance(benchmarks, dict):
@@ -321,6 +320,12 @@ def is_live(entry: Any) -> bool:
 # --- validation --------------------------------------------------------------------------
 
 
+def _unknown(found: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    """`unknown key(s) 'x', 'y'` for keys outside `allowed` (a typo is refused, not ignored)."""
+    extra = sorted(set(found) - set(allowed))
+    return f"unknown key(s) {', '.join(map(repr, extra))}" if extra else ""
+
+
 def _fail(file: Path, name: str, problem: str) -> BaselineError:
     return BaselineError(f"baseline {file}: entry {name!r}: {problem}")
 
@@ -335,14 +340,9 @@ def _check_live(file: Path, name: str, entry: Any) -> None:
             if name != "default"
             else 'must be {"job_id": "job_…"} or {"evaluation_id": "eval_…"}',
         )
-    unknown = sorted(set(entry) - set(_LIVE_KEYS))
+    unknown = _unknown(entry, _LIVE_KEYS)
     if unknown:
-        raise _fail(
-            file,
-            name,
-            f"unknown key(s) {', '.join(map(repr, unknown))} in a live entry; "
-            f"its keys are {', '.join(_LIVE_KEYS)}",
-        )
+        raise _fail(file, name, f"{unknown} in a live entry; its keys are {', '.join(_LIVE_KEYS)}")
     for key in _LIVE_KEYS:
         value = entry.get(key)
         if value is not None and not (isinstance(value, str) and (value or key == "checkpoint_id")):
@@ -356,14 +356,9 @@ def _check_entry(file: Path, name: str, entry: Any) -> ItemOutcomes | None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
         _check_live(file, name, entry)  # raises with the two accepted shapes
-    unknown = sorted(set(entry) - set(_STORED_KEYS))
+    unknown = _unknown(entry, _STORED_KEYS)
     if unknown:
-        raise _fail(
-            file,
-            name,
-            f"unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"a stored entry's keys are {', '.join(_STORED_KEYS)}",
-        )
+        raise _fail(file, name, f"{unknown}; a stored entry's keys are {', '.join(_STORED_KEYS)}")
     metrics = entry["metrics"]
     if not metrics:
         raise _fail(file, name, f"'metrics' is empty; {REBLESS}")
@@ -531,9 +526,9 @@ def decode_items(block: Any) -> ItemOutcomes:
     """The per-item outcomes `encode_items` wrote; ValueError says what is malformed."""
     if not isinstance(block, dict) or not isinstance(block.get("blocks"), list):
         raise ValueError('expected {"metric": …, "n": …, "blocks": [...]}')
-    unknown = sorted(set(block) - {"metric", "n", "blocks"})
+    unknown = _unknown(block, ("metric", "n", "blocks"))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        raise ValueError(unknown)
     if "metric" in block and not isinstance(block["metric"], str):
         raise ValueError("'metric' must be a metric name")
     scores: dict[str, float] = {}
@@ -562,10 +557,9 @@ def decode_items(block: Any) -> ItemOutcomes:
 
 
 def _block_ids(part: dict[str, Any], where: str) -> list[str]:
-    allowed = {"ids", "prefix", "first", "count", "cluster", "outcomes"}
-    unknown = sorted(set(part) - allowed)
+    unknown = _unknown(part, ("ids", "prefix", "first", "count", "cluster", "outcomes"))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        raise ValueError(f"{where}: {unknown}")
     if "ids" in part:
         ids = part["ids"]
         if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):

@@ -409,39 +409,18 @@ def assess(
     """
     m = measured
     out = Assessment(gate, m, reference)
-    name = label(gate.spec)
     if gate.needs_baseline and reference is None and not blessing:
-        out.decided = Verdict(
-            gate,
-            Outcome.FAIL,
-            f"{name} {m.metric} {m.score:.4f}: {baseline_missing}; {_where(m)}",
-            metric=m.metric,
-            score=m.score,
-            n=m.n,
-            evaluation_id=m.evaluation_id,
-        )
+        out.decided = _settled(gate, m, Outcome.FAIL, f"{m.score:.4f}: {baseline_missing}")
         return out
     if math.isnan(m.score):
-        out.decided = Verdict(
-            gate,
-            Outcome.FAIL,
-            f"{name} {m.metric} is NaN; {_where(m)}",
-            metric=m.metric,
-            score=m.score,
-            n=m.n,
-            evaluation_id=m.evaluation_id,
-        )
+        out.decided = _settled(gate, m, Outcome.FAIL, "is NaN")
         return out
     if blessing and gate.min_score is None:
-        out.decided = Verdict(
+        out.decided = _settled(
             gate,
+            m,
             Outcome.PASS,
-            f"{name} {m.metric} {m.score:.4f}: recorded as the new baseline "
-            f"(--scaimind-update-baseline); {_where(m)}",
-            metric=m.metric,
-            score=m.score,
-            n=m.n,
-            evaluation_id=m.evaluation_id,
+            f"{m.score:.4f}: recorded as the new baseline (--scaimind-update-baseline)",
         )
         return out
     bounds: list[tuple[float, str]] = []
@@ -457,17 +436,22 @@ def assess(
         return out
     error = _add_checks(out, regression)
     if error is not None:
-        out.decided = Verdict(
-            gate,
-            Outcome.ERROR,
-            f"{name} {m.metric} {m.score:.4f}: {error}; {_where(m)}",
-            metric=m.metric,
-            score=m.score,
-            n=m.n,
-            evaluation_id=m.evaluation_id,
-            baseline=reference.value if reference else None,
-        )
+        out.decided = _settled(gate, m, Outcome.ERROR, f"{m.score:.4f}: {error}")
+        out.decided.baseline = reference.value if reference else None
     return out
+
+
+def _settled(gate: Gate, m: Measured, outcome: Outcome, what: str) -> Verdict:
+    """A verdict reached without an interval: `{label} {metric} {what}; n=…, evaluation …`."""
+    return Verdict(
+        gate,
+        outcome,
+        f"{label(gate.spec)} {m.metric} {what}; {_where(m)}",
+        metric=m.metric,
+        score=m.score,
+        n=m.n,
+        evaluation_id=m.evaluation_id,
+    )
 
 
 def _point_verdict(out: Assessment) -> Verdict:

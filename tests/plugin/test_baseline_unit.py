@@ -204,6 +204,10 @@ def _stored(**overrides) -> dict:
         ),
         (json.dumps(_stored(metrics={"exact_match": True})), ["must be a finite number, got true"]),
         (
+            json.dumps(_stored(metrics={"exact_match": float("nan")})),
+            ["metric 'exact_match' must be a finite number, got NaN"],
+        ),
+        (
             json.dumps(_stored(metrics={"exact_match": {"value": 0.9, "err": 1}})),
             ['must be a number or {"value": …, "stderr": …}'],
         ),
