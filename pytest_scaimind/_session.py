@@ -550,7 +550,7 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> tuple[str, BenchmarkResult]:
         """The evaluation id and result of the gate's spec in the evaluation or job an entry names."""
-        from scaimind_nb import Status, find_evaluation
+        from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
@@ -561,8 +561,7 @@ class ScaimindSession:
         cache_key = (job_id, gate.spec.key())
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
-            self._live[cache_key] = find_evaluation(
-                self.client,
+            self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
                 [gate.spec],
