@@ -436,3 +436,27 @@ def test_the_power_warning_before_any_gpu_time(paired):
         report["statistics"]["family_wise_error"]
         == "family-wise error: one confidence check, at most 5%"
     )
+
+
+def test_a_malformed_baseline_file_stops_the_session_before_any_request(gate_project):
+    gate_project.pytester.makepyfile(
+        test_regress=f'''
+from pytest_scaimind import assert_benchmark
+
+def test_big():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", max_drop=0.01)
+'''
+    )
+    path = gate_project.pytester.path / "baseline.json"
+    spec_label = label(make_gate("custom-big", dataset=gate_project.big, spec_only=True).spec)
+    path.write_text(
+        json.dumps({"format": FORMAT, "benchmarks": {spec_label: {"metrics": {"exact_match": 95}}}})
+    )
+    result = gate_project.run(f"--scaimind-baseline={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*baseline {path}: entry '{spec_label}': metric 'exact_match' is a proportion*did you mean 0.95?"
+        ]
+    )
+    assert gate_project.submissions() == 0
