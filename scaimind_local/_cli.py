@@ -21,10 +21,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ._coordinator import build_app
+    from ._sandbox import describe
 
     generated = not (args.api_key or os.environ.get("SCAIGRID_API_KEY"))
     api_key = args.api_key or os.environ.get("SCAIGRID_API_KEY") or secrets.token_urlsafe(24)
-    settings: dict[str, Any] = {"allow_local_paths": args.allow_local_paths}
+    settings: dict[str, Any] = {
+        "allow_local_paths": args.allow_local_paths,
+        "allow_unisolated_code": args.allow_unisolated_code,
+    }
     if args.mmlu_data:
         settings["mmlu_data"] = args.mmlu_data
     Path(args.drive_root).mkdir(parents=True, exist_ok=True)
@@ -38,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
     print(f"scaimind-local serving {url} (db {args.db}, drive {args.drive_root})")
+    print(describe(settings))
     print(f"export SCAIGRID_HOST={url}")
     if generated:
         print(f"export SCAIGRID_API_KEY={api_key}")
@@ -116,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="default: $SCAIGRID_API_KEY, else a generated key")
     serve.add_argument("--allow-local-paths", action="store_true", help="accept file:// and paths")
     serve.add_argument("--mmlu-data", help="MMLU data (default $SCAIMIND_MMLU_DATA)")
+    serve.add_argument(
+        "--allow-unisolated-code",
+        action="store_true",
+        help="run model-written code (humaneval) even where kernel isolation is unavailable",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
     jobs = sub.add_parser("jobs", help="register or show a training job").add_subparsers(
