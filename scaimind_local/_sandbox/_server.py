@@ -309,6 +309,15 @@ def _init(res_w: int, out_w: int, status_w: int, request: dict[str, Any]) -> NoR
             os._exit(0)
 
 
+def _close_all_but(*keep: int) -> None:
+    """Close every descriptor of this process except `keep`."""
+    low = 0
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
 # --- the server -------------------------------------------------------------------------------
 
 
@@ -323,8 +332,7 @@ def _run(request: dict[str, Any], isolated: bool, nproc: int) -> dict[str, Any]:
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        for fd in (res_r, out_r, status_r, 0, 1):
-            os.close(fd)
+        _close_all_but(res_w, out_w, status_w)  # not even the server's stdin, stdout, stderr
         if isolated:
             _keeper(res_w, out_w, status_w, request)
         os.close(status_w)
