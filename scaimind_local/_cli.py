@@ -42,12 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
     print(f"scaimind-local serving {url} (db {args.db}, drive {args.drive_root})")
-    print(describe(settings))
     print(f"export SCAIGRID_HOST={url}")
     if generated:
         print(f"export SCAIGRID_API_KEY={api_key}")
     else:
         print("# SCAIGRID_API_KEY: the key given with --api-key or in the environment")
+    print(f"# {describe(settings)}")
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
