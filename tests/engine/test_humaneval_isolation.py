@@ -130,7 +130,11 @@ def serve_banner(tmp_path: Path, *args: str, bwrap: str | None = None) -> str:
     ("args", "bwrap", "expected"),
     [
         ((), None, "# isolation: kernel namespaces (bubblewrap"),
-        ((), MISSING, "# isolation: unavailable, so humaneval submits are refused: kernel isolation"),
+        (
+            (),
+            MISSING,
+            "# isolation: unavailable, so humaneval submits are refused: kernel isolation",
+        ),
         (("--allow-unisolated-code",), MISSING, "# isolation: none: the operator allowed"),
     ],
     ids=["isolated", "refused", "allowed"],

@@ -214,6 +214,8 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     verdict: str = ""
     error: str = ""
+    output: str = ""
+    """What the attacking program printed: what the kernel or the guard answered it."""
 
     @property
     def contained(self) -> bool:
@@ -408,6 +410,7 @@ class AttackBed:
         verdicts = {s["record"]["id"]: s["record"] for s in samples}
         attacked = verdicts[self.problems[0]["task_id"]]
         outcome.verdict, outcome.error = attacked["verdict"], attacked["error"] or ""
+        outcome.output = attacked["output"]
         if attacked["passed"]:
             problems.append("the attacking problem passed")
         for problem in self.problems[1:]:
