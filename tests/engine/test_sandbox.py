@@ -7,6 +7,7 @@ kernel layer alone.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -278,3 +279,19 @@ def test_a_program_can_forge_only_its_own_verdict(sandbox: Sandbox) -> None:
          ["    return a - b\n", forged, "    return a + b\n", "    return a - b\n"]]
     )  # fmt: skip
     assert [v.verdict for v in verdicts] == ["failed", "passed", "passed", "failed"]
+
+
+def test_an_answer_out_of_turn_discards_the_server(isolation: Isolation) -> None:
+    with Sandbox(1, isolation=isolation) as sb:
+        assert sb.run(Program(("pass",))).passed
+        [server] = sb._servers
+        assert server.proc.stdin is not None
+        request = {"sources": ["pass"], "call": None, "timeout": 2, "cpu_seconds": 4,
+                   "memory_bytes": 256 << 20, "id": 999}  # fmt: skip
+        server.proc.stdin.write(json.dumps(request).encode() + b"\n")  # an answer nobody asked for
+        verdict = sb.run(Program(("pass",)))
+        assert verdict.verdict == "failed" and verdict.error == (
+            "sandbox error: sandbox server answered out of turn"
+        )
+        assert sb._servers == [] and server.proc.poll() is not None
+        assert sb.run(Program(("pass",))).passed  # a fresh server took its place

@@ -230,3 +230,58 @@ def test_programs_run_as_an_unprivileged_host_user(sandbox: Sandbox) -> None:
     assert len(seen) >= len(resident) + 3, seen
     assert all(uids == [str(expected)] * 4 for uids in seen.values()), seen
     assert verdict[0].verdict == "timed_out"
+
+
+def test_other_system_call_abis_are_refused(sandbox: Sandbox) -> None:
+    """x32 numbers are refused; an i386 `int 0x80` call (another numbering) kills the program."""
+    x32 = report(sandbox, LIBC + "found = {'x32 getpid': syscall(0x40000000 | 39)}")
+    assert x32 == {"x32 getpid": "EPERM"}
+    verdict = sandbox.run(
+        Program(
+            (
+                "import ctypes, mmap\n"
+                "code = b'\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3'  # mov eax, 20; int 0x80; ret\n"
+                "page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+                "page.write(code)\n"
+                "address = ctypes.addressof(ctypes.c_char.from_buffer(page))\n"
+                "ctypes.CFUNCTYPE(ctypes.c_int)(address)()\n",
+            )
+        )
+    )
+    assert verdict.verdict == "failed" and verdict.error == "killed by SIGSYS", verdict
+
+
+def test_a_fork_bomb_stops_at_the_task_limit_and_leaves_nothing(sandbox: Sandbox) -> None:
+    resident = descendants(server_pids(sandbox))
+    found = report(
+        sandbox,
+        "import errno, os, time\n"
+        "found = {'forks': 0}\n"
+        "try:\n"
+        "    while True:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(600)\n"
+        "            os._exit(0)\n"
+        "        found['forks'] += 1\n"
+        "except OSError as exc:\n"
+        "    found['error'] = errno.errorcode[exc.errno]\n",
+    )
+    assert found["error"] == "EAGAIN" and found["forks"] < 32  # keeper, init and program count
+    assert descendants(server_pids(sandbox)) == resident
+
+
+def test_the_rest_of_the_view(sandbox: Sandbox) -> None:
+    """/dev is read-only, the hostname is the sandbox's, and the kernel kills sandboxed code
+    before the coordinator under memory pressure."""
+    found = report(
+        sandbox,
+        "import os, socket\n"
+        "found = {'hostname': socket.gethostname(),\n"
+        "         'oom_score_adj': open('/proc/self/oom_score_adj').read().strip()}\n"
+        "try:\n"
+        "    open('/dev/created', 'w')\n"
+        "    found['dev'] = 'writable'\n"
+        "except OSError as exc:\n"
+        "    found['dev'] = exc.strerror\n",
+    )
+    assert found == {"hostname": "sandbox", "oom_score_adj": "1000", "dev": "Read-only file system"}

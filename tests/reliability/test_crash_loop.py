@@ -80,3 +80,21 @@ def test_a_crash_looping_evaluation_ends_failed_and_the_queue_goes_on(
     assert record["status"] == "FAILED" and record["error"]["code"] == "INTERRUPTED"
     assert f"stopped {MAX_ATTEMPTS} times" in record["error"]["message"]
     assert healthy_record["results"][0]["score"] == EXPECTED_SCORE
+
+
+def test_graceful_stops_use_up_no_attempt_and_crashes_requeue_behind_fresh_work(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    spec = [{"name": "custom-qa", "dataset": None, "num_samples": None, "parameters": {}}]
+    first = store.create_evaluation("job", "scaidrive://m", "", spec)["id"]
+    for _ in range(MAX_ATTEMPTS + 2):  # stopped gracefully, again and again
+        claimed = store.claim_next()
+        assert claimed is not None and claimed["id"] == first
+        store.release(first)
+    second = store.create_evaluation("job", "scaidrive://m", "", spec)["id"]
+    assert store.claim_next()["id"] == first  # type: ignore[index]  # still first in line
+    assert store.requeue_running() == (1, 0)  # a crash: that one counts
+    assert store.claim_next()["id"] == second  # type: ignore[index]  # fresh work goes first
+    assert store.claim_next()["id"] == first  # type: ignore[index]
+    store.close()
