@@ -10,15 +10,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scaimind_local import LocalCoordinator
 from scaimind_local._benchmarks.humaneval import default_dataset, read_problems
 from scaimind_local.testing import write_model
-from scaimind_nb import BadRequestError, Client
+from scaimind_nb import BadRequestError, Client, Evaluation
 
 PROBLEMS = read_problems(default_dataset())[:2]
 MISSING = "/nonexistent/bwrap"
@@ -35,71 +35,55 @@ def humaneval_setup(coordinator: LocalCoordinator) -> tuple[str, dict[str, str]]
     return uri, {"name": "humaneval", "dataset": "scaidrive://org/eval/two.jsonl"}
 
 
-ClientFor = Callable[[LocalCoordinator], Client]
-
-
-@pytest.fixture
-def client_for() -> Iterator[ClientFor]:
-    clients: list[Client] = []
-
-    def make(coordinator: LocalCoordinator) -> Client:
-        clients.append(Client(host=coordinator.url, api_key=coordinator.api_key))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
+def run_humaneval(
+    tmp_path: Path, api_key: str, **coordinator: Any
+) -> tuple[Evaluation | BadRequestError, int]:
+    """Submit humaneval to a fresh coordinator: (the finished evaluation or the submit's error,
+    how many evaluations the coordinator then holds)."""
+    with (
+        LocalCoordinator(
+            tmp_path / "db.sqlite", tmp_path / "drive", api_key, **coordinator
+        ) as coord,
+        Client(host=coord.url, api_key=coord.api_key) as client,
+    ):
+        uri, benchmark = humaneval_setup(coord)
+        outcome: Evaluation | BadRequestError
+        try:
+            outcome = client.wait(
+                client.submit("job_iso", uri, [benchmark]).evaluation_id, timeout=120
+            )
+        except BadRequestError as exc:
+            outcome = exc
+        return outcome, client.list_evaluations().total_count
 
 
 def test_without_isolation_a_humaneval_submit_is_refused_saying_why_and_how(
-    tmp_path: Path, scaimind_api_key: str, client_for: ClientFor
+    tmp_path: Path, scaimind_api_key: str
 ) -> None:
-    with LocalCoordinator(
-        tmp_path / "db.sqlite",
-        tmp_path / "drive",
-        api_key=scaimind_api_key,
-        settings={"sandbox_bwrap": MISSING},
-    ) as coordinator:
-        uri, benchmark = humaneval_setup(coordinator)
-        client = client_for(coordinator)
-        with pytest.raises(BadRequestError) as info:
-            client.submit("job_iso", uri, [benchmark])
-        assert client.list_evaluations().total_count == 0  # nothing was queued
-    message = str(info.value)
-    assert info.value.status_code == 400
+    refused, stored = run_humaneval(tmp_path, scaimind_api_key, settings={"sandbox_bwrap": MISSING})
+    assert isinstance(refused, BadRequestError) and refused.status_code == 400
+    assert stored == 0  # nothing was queued
+    message = str(refused)
     assert "bubblewrap is not installed" in message and MISSING in message
     assert "apt-get install bubblewrap" in message and "--allow-unisolated-code" in message
 
 
 def test_allowed_unisolated_code_runs_and_the_record_says_so(
-    tmp_path: Path, scaimind_api_key: str, client_for: ClientFor
+    tmp_path: Path, scaimind_api_key: str
 ) -> None:
-    with LocalCoordinator(
-        tmp_path / "db.sqlite",
-        tmp_path / "drive",
-        api_key=scaimind_api_key,
-        settings={"sandbox_bwrap": MISSING},
-        allow_unisolated_code=True,
-    ) as coordinator:
-        uri, benchmark = humaneval_setup(coordinator)
-        client = client_for(coordinator)
-        done = client.wait(client.submit("job_iso", uri, [benchmark]).evaluation_id, timeout=120)
+    done, _ = run_humaneval(
+        tmp_path, scaimind_api_key, settings={"sandbox_bwrap": MISSING}, allow_unisolated_code=True
+    )
+    assert isinstance(done, Evaluation) and done.status.value == "COMPLETED"
     result = done.result("humaneval")
-    assert done.status.value == "COMPLETED" and result.score == 1.0
-    assert result.extra["isolated"] is False
+    assert result.score == 1.0 and result.extra["isolated"] is False
     assert result.extra["isolation"].startswith("none: the operator allowed")
     assert "--allow-unisolated-code" in result.extra["isolation"]
 
 
-def test_isolated_runs_say_so_too(
-    tmp_path: Path, scaimind_api_key: str, client_for: ClientFor
-) -> None:
-    with LocalCoordinator(
-        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
-    ) as coordinator:
-        uri, benchmark = humaneval_setup(coordinator)
-        client = client_for(coordinator)
-        done = client.wait(client.submit("job_iso", uri, [benchmark]).evaluation_id, timeout=120)
+def test_isolated_runs_say_so_too(tmp_path: Path, scaimind_api_key: str) -> None:
+    done, _ = run_humaneval(tmp_path, scaimind_api_key)
+    assert isinstance(done, Evaluation)
     result = done.result("humaneval")
     assert result.score == 1.0 and result.extra["isolated"] is True
     assert result.extra["isolation"].startswith("kernel namespaces (bubblewrap")
