@@ -148,9 +148,10 @@ def _exposed() -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]
     return [(host, inside) for inside, host in binds.items()], links, hidden
 
 
-def _bwrap_args(bwrap: str, binds: list[tuple[str, str]]) -> list[str]:
-    """The bubblewrap command running an isolated fork server (sources as given in `binds`)."""
-    _, links, hidden = _exposed()
+def _bwrap_args(
+    bwrap: str, binds: list[tuple[str, str]], links: list[tuple[str, str]], hidden: list[str]
+) -> list[str]:
+    """The bubblewrap command running an isolated fork server (see `_exposed` for the views)."""
     args = [
         bwrap,
         "--unshare-user",
@@ -188,9 +189,9 @@ def _command(isolation: Isolation) -> list[str]:
     python = os.path.realpath(sys.executable)
     if isolation.bwrap is None:
         return [python, "-I", "-S", str(_SERVER)]
-    binds, _, _ = _exposed()
+    binds, links, hidden = _exposed()
     if os.geteuid() != 0:
-        return _bwrap_args(isolation.bwrap, binds)
+        return _bwrap_args(isolation.bwrap, binds, links, hidden)
     # root: bwrap would map the sandbox onto root; the launcher stages the sources and drops
     # to SANDBOX_UID first, so bwrap runs unprivileged and maps the sandbox onto nobody
     stage = "/tmp"
@@ -200,7 +201,7 @@ def _command(isolation: Isolation) -> list[str]:
         "stage": stage,
         "uid": SANDBOX_UID,
         "gid": SANDBOX_UID,
-        "argv": _bwrap_args(isolation.bwrap, staged),
+        "argv": _bwrap_args(isolation.bwrap, staged, links, hidden),
     }
     return [python, "-I", "-S", str(_LAUNCH), json.dumps(spec)]
 

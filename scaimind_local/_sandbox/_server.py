@@ -257,7 +257,28 @@ def _program(workdir: str, res_w: int, out_w: int, request: dict[str, Any]) -> N
 # --- isolated: a namespace of its own for each program ----------------------------------------
 
 _STATUS = struct.Struct("<ci")
-"""Records on the status pipe: (b"P", pid of the init) then (b"X", the program's wait status)."""
+"""Records on the status pipe, each written whole (atomic, below PIPE_BUF): (b"P", the init's
+pid) from the keeper, (b"X", the program's wait status) from the init, and from either one
+whose set-up failed (b"E", n) followed by an n-byte message."""
+
+
+def _report_setup_failure(status_w: int, exc: BaseException) -> NoReturn:
+    message = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:1000]
+    os.write(status_w, _STATUS.pack(b"E", len(message)) + message)
+    os._exit(SETUP_FAILED)
+
+
+def _status_records(data: bytes) -> dict[bytes, Any]:
+    """The status pipe's records by tag: P and X as ints, E as text."""
+    records: dict[bytes, Any] = {}
+    while len(data) >= _STATUS.size:
+        tag, value = _STATUS.unpack_from(data)
+        data = data[_STATUS.size :]
+        if tag == b"E":
+            records[tag], data = data[:value].decode("utf-8", "replace"), data[value:]
+        else:
+            records[tag] = value
+    return records
 
 
 def _keeper(res_w: int, out_w: int, status_w: int, request: dict[str, Any]) -> NoReturn:
@@ -274,8 +295,7 @@ def _keeper(res_w: int, out_w: int, status_w: int, request: dict[str, Any]) -> N
         kernel.mount("tmpfs", "/dev/shm", "tmpfs", nodev | kernel.MS_NOEXEC, SHM_OPTIONS)
         init = os.fork()
     except BaseException as exc:
-        os.write(status_w, f"E{type(exc).__name__}: {exc}".encode()[:1000])
-        os._exit(SETUP_FAILED)
+        _report_setup_failure(status_w, exc)
     if init == 0:
         _init(res_w, out_w, status_w, request)
     os.write(status_w, _STATUS.pack(b"P", init))
@@ -295,8 +315,7 @@ def _init(res_w: int, out_w: int, status_w: int, request: dict[str, Any]) -> NoR
         kernel.mount("proc", "/proc", "proc", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC)
         program = os.fork()
     except BaseException as exc:
-        os.write(status_w, f"E{type(exc).__name__}: {exc}".encode()[:1000])
-        os._exit(SETUP_FAILED)
+        _report_setup_failure(status_w, exc)
     if program == 0:
         os.close(status_w)
         _program(WORK_DIR, res_w, out_w, request)
@@ -355,8 +374,8 @@ def _run(request: dict[str, Any], isolated: bool, nproc: int) -> dict[str, Any]:
                 open_fds.remove(fd)
             elif len(buffers[fd]) < OUTPUT_LIMIT:
                 buffers[fd] += chunk
-    status_bytes = bytes(buffers[status_r])
-    init = _STATUS.unpack_from(status_bytes)[1] if status_bytes[:1] == b"P" else None
+    records = _status_records(bytes(buffers[status_r]))
+    init = records.get(b"P")
     # the init's death takes the whole namespace with it; unisolated, the program's group goes
     targets = [init, pid] if timed_out else []
     for target in [*targets, *([] if isolated else [-pid, pid])]:
@@ -370,10 +389,7 @@ def _run(request: dict[str, Any], isolated: bool, nproc: int) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - start
     if isolated:
-        program_status = None
-        if len(status_bytes) >= 2 * _STATUS.size and status_bytes[_STATUS.size :][:1] == b"X":
-            program_status = _STATUS.unpack_from(status_bytes, _STATUS.size)[1]
-        setup_error = status_bytes[1:].decode("utf-8", "replace") if init is None else ""
+        program_status, setup_error = records.get(b"X"), records.get(b"E", "")
     else:
         program_status, setup_error = own_status, ""
     return _verdict(

@@ -295,3 +295,21 @@ def test_an_answer_out_of_turn_discards_the_server(isolation: Isolation) -> None
         )
         assert sb._servers == [] and server.proc.poll() is not None
         assert sb.run(Program(("pass",))).passed  # a fresh server took its place
+
+
+def test_status_records_parse_in_any_order() -> None:
+    """The keeper's and the init's records may interleave; each is read whole."""
+    from scaimind_local._sandbox._server import _STATUS, _status_records
+
+    failure = _STATUS.pack(b"E", 12) + b"OSError: boo"
+    pid, status = _STATUS.pack(b"P", 42), _STATUS.pack(b"X", 256)
+    assert _status_records(pid + status) == {b"P": 42, b"X": 256}
+    assert (
+        _status_records(failure + pid)
+        == _status_records(pid + failure)
+        == {
+            b"P": 42,
+            b"E": "OSError: boo",
+        }
+    )
+    assert _status_records(pid[:3]) == {}  # a torn record (the writer was killed) is no record
