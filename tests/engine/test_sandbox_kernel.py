@@ -285,3 +285,26 @@ def test_the_rest_of_the_view(sandbox: Sandbox) -> None:
         "    found['dev'] = exc.strerror\n",
     )
     assert found == {"hostname": "sandbox", "oom_score_adj": "1000", "dev": "Read-only file system"}
+
+
+def test_programs_running_side_by_side_cannot_see_each_other(isolation: Isolation) -> None:
+    scan = (
+        "import os, time\n"
+        "found = {'start': time.time(), 'others': set()}\n"
+        "while time.time() < found['start'] + 1.0:\n"
+        "    for pid in range(2, 2048):\n"
+        "        if pid != os.getpid():\n"
+        "            try:\n"
+        "                os.kill(pid, 0)\n"
+        "                found['others'].add(pid)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "found.update(others=sorted(found['others']), end=time.time())\n"
+    )
+    with Sandbox(2, isolation=isolation, timeout=10, guard=False) as pair:
+        verdicts = pair.run_many(
+            [Program((scan + "import json\nprint('FOUND' + json.dumps(found))\n",))] * 2
+        )
+    first, second = (json.loads(v.output.rpartition("FOUND")[2]) for v in verdicts)
+    assert max(first["start"], second["start"]) < min(first["end"], second["end"])  # overlapped
+    assert first["others"] == second["others"] == []
