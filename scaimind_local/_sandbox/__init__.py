@@ -166,7 +166,8 @@ def _bwrap_args(
         str(SANDBOX_UID),
         "--hostname",
         "sandbox",
-        "--die-with-parent",
+        # no --die-with-parent: its PDEATHSIG fires when the *thread* that started bwrap ends;
+        # the fork server leaves instead when its stdin closes, as the coordinator's death does
         "--new-session",
         "--clearenv",
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +315,45 @@ def test_status_records_parse_in_any_order() -> None:
         }
     )
     assert _status_records(pid[:3]) == {}  # a torn record (the writer was killed) is no record
+
+
+def test_servers_outlive_the_thread_that_started_them(isolation: Isolation) -> None:
+    with Sandbox(2, isolation=isolation) as sb:
+        assert all(v.passed for v in sb.run_many([Program(("pass",))] * 2))  # pool threads end
+        assert all(v.passed for v in sb.run_many([Program(("pass",))] * 2))
+        assert len(sb._servers) == 2
+
+
+CHILD = """
+import sys
+from scaimind_local._sandbox import UNISOLATED, Program, Sandbox, probe
+sandbox = Sandbox(1, isolation=probe() if sys.argv[1] == "isolated" else UNISOLATED)
+assert sandbox.run(Program(("pass",))).passed
+print(sandbox._servers[0].proc.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_fork_servers_end_when_their_coordinator_dies(isolation: Isolation) -> None:
+    mode = "isolated" if isolation.isolated else "unisolated"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    server = int(child.stdout.readline())
+    child.kill()  # SIGKILL: no cleanup runs
+    child.wait()
+    deadline = time.monotonic() + 30
+
+    def alive() -> bool:
+        try:
+            return Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    while alive():
+        assert time.monotonic() < deadline, "the fork server outlived its coordinator"
+        time.sleep(0.05)
