@@ -16,30 +16,29 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from scaimind_nb._contract import (
+    API_PREFIX,
+    JOB_FIELDS,
+    SERVED_STATUSES,
+    SPEC_FIELDS,
+    SUBMIT_FIELDS,
+    ErrorCode,
+    Field,
+    Route,
+    Status,
+)
 
 from ._benchmarks.base import BenchmarkSpec, InvalidBenchmark
 from ._openapi import openapi
 from ._service import Service
-from ._store import JOB_STATUSES, TERMINAL, KeyInUse, dump_json
+from ._store import KeyInUse, dump_json
 
-PREFIX = "/v1/modules/scaimind"
 MAX_BODY = 1 << 20
 MAX_BENCHMARKS = 100
 PUBLIC_PATHS = ("/healthz",)
-_CODES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "FAILED_PRECONDITION",
-    413: "PAYLOAD_TOO_LARGE",
-    422: "UNPROCESSABLE_ENTITY",
-    500: "INTERNAL",
-}
-_SPEC_KEYS = ("name", "dataset", "num_samples", "parameters")
-_SUBMIT_KEYS = ("job_id", "model_uri", "checkpoint_id", "benchmarks")
 _KEY_PATTERN = re.compile(r"[!-~]{1,255}")
 
 
@@ -72,7 +71,7 @@ def _data(payload: Any, status: int = 200) -> JSON:
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSON:
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    code = _CODES.get(status, "UNKNOWN")
+    code = ErrorCode.for_status(status)
     return JSON({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
@@ -166,21 +165,21 @@ def parse_spec(item: Any, i: int) -> BenchmarkSpec:
         item = {"name": item}
     if not isinstance(item, dict):
         raise ApiError(400, f"{where} must be a benchmark name or an object with a name")
-    _unknown(item, _SPEC_KEYS, where)
-    name = item.get("name")
+    _unknown(item, SPEC_FIELDS, where)
+    name = item.get(Field.NAME)
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, f"{where}.name is required (e.g. mmlu, humaneval, custom-mydata)")
-    dataset = item.get("dataset") or None
+    dataset = item.get(Field.DATASET) or None
     if dataset is not None and not isinstance(dataset, str):
         raise ApiError(400, f"{where}.dataset must be a string URI such as scaidrive://org/x.jsonl")
-    n = item.get("num_samples")
+    n = item.get(Field.NUM_SAMPLES)
     if isinstance(n, str) and n.strip().lstrip("-").isdigit():
         n = int(n)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
         raise ApiError(
             400, f"{where}.num_samples must be an integer >= 1 (or omitted for all), got {n!r}"
         )
-    params = item.get("parameters") or {}
+    params = item.get(Field.PARAMETERS) or {}
     if not isinstance(params, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in params.items()
     ):
@@ -235,11 +234,11 @@ async def submit(request: Request) -> Response:
     idempotency = (key, _fingerprint(body)) if key is not None else None
     if idempotency is not None and (replayed := _replay(service, *idempotency)) is not None:
         return replayed
-    _unknown(body, _SUBMIT_KEYS, "the request body")
-    job_id = _string(body, "job_id", required=True)
-    model_uri = _string(body, "model_uri")
-    checkpoint_id = _string(body, "checkpoint_id")
-    items = body.get("benchmarks")
+    _unknown(body, SUBMIT_FIELDS, "the request body")
+    job_id = _string(body, Field.JOB_ID, required=True)
+    model_uri = _string(body, Field.MODEL_URI)
+    checkpoint_id = _string(body, Field.CHECKPOINT_ID)
+    items = body.get(Field.BENCHMARKS)
     if not isinstance(items, list) or not items:
         raise ApiError(400, 'benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
     if len(items) > MAX_BENCHMARKS:
@@ -247,8 +246,10 @@ async def submit(request: Request) -> Response:
     specs = [parse_spec(item, i) for i, item in enumerate(items)]
     job = service.store.get_job(job_id)
     if job is None:
-        raise ApiError(404, f"job {job_id!r} not found: register it first (POST {PREFIX}/jobs)")
-    if job["status"] != "COMPLETED":
+        raise ApiError(
+            404, f"job {job_id!r} not found: register it first (POST {API_PREFIX}{Route.JOBS})"
+        )
+    if job["status"] != Status.COMPLETED:
         raise ApiError(
             409, f"job {job_id!r} is {job['status']}; only a COMPLETED job can be evaluated"
         )
@@ -305,7 +306,7 @@ async def list_evaluations(request: Request) -> JSON:
 
 async def cancel_evaluation(request: Request) -> Response:
     row = _evaluation(request)
-    if row["status"] in TERMINAL:
+    if Status(row["status"]).is_terminal:
         raise ApiError(409, f"evaluation {row['id']} is already {row['status']}; nothing to cancel")
     row = request.app.state.service.store.request_cancel(row["id"])
     return _record(row["rendered"])
@@ -328,12 +329,12 @@ def _render_job(job: dict[str, Any]) -> dict[str, Any]:
 
 async def put_job(request: Request) -> JSON:
     body = await _body(request)
-    _unknown(body, ("job_id", "model_uri", "status"), "the request body")
-    job_id = _string(body, "job_id", required=True)
-    model_uri = _string(body, "model_uri", required=True)
-    status = (_string(body, "status") or "COMPLETED").upper()
-    if status not in JOB_STATUSES:
-        raise ApiError(400, f"status {status!r} is not one of {', '.join(JOB_STATUSES)}")
+    _unknown(body, JOB_FIELDS, "the request body")
+    job_id = _string(body, Field.JOB_ID, required=True)
+    model_uri = _string(body, Field.MODEL_URI, required=True)
+    status = (_string(body, Field.STATUS) or Status.COMPLETED).upper()
+    if status not in SERVED_STATUSES:
+        raise ApiError(400, f"status {status!r} is not one of {', '.join(SERVED_STATUSES)}")
     job = request.app.state.service.store.put_job(job_id, model_uri, status)
     return _data(_render_job(job))
 
@@ -390,6 +391,10 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal error; see the coordinator's log")
 
 
+def _route(route: Route, endpoint: Any, *methods: str) -> StarletteRoute:
+    return StarletteRoute(API_PREFIX + route, endpoint, methods=list(methods))
+
+
 def create_app(service: Service, api_key: str) -> ASGIApp:
     """The coordinator as an ASGI app; its lifespan starts and stops the workers."""
 
@@ -402,17 +407,15 @@ def create_app(service: Service, api_key: str) -> ASGIApp:
             service.stop()
 
     routes = [
-        Route(f"{PREFIX}/evaluations", evaluations, methods=["GET", "POST"]),
-        Route(f"{PREFIX}/evaluations/{{evaluation_id}}", get_evaluation, methods=["GET"]),
-        Route(
-            f"{PREFIX}/evaluations/{{evaluation_id}}/cancel", cancel_evaluation, methods=["POST"]
-        ),
-        Route(f"{PREFIX}/evaluations/{{evaluation_id}}/samples", list_samples, methods=["GET"]),
-        Route(f"{PREFIX}/jobs", put_job, methods=["POST"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
-        Route(f"{PREFIX}/benchmarks", list_benchmarks, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
+        _route(Route.EVALUATIONS, evaluations, "GET", "POST"),
+        _route(Route.EVALUATION, get_evaluation, "GET"),
+        _route(Route.CANCEL, cancel_evaluation, "POST"),
+        _route(Route.SAMPLES, list_samples, "GET"),
+        _route(Route.JOBS, put_job, "POST"),
+        _route(Route.JOB, get_job, "GET"),
+        _route(Route.BENCHMARKS, list_benchmarks, "GET"),
+        StarletteRoute("/healthz", healthz, methods=["GET"]),
+        StarletteRoute("/openapi.json", openapi_json, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-API = "/v1/modules/scaimind"
+from scaimind_nb._contract import API_PREFIX, Route
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,13 +70,18 @@ def _call(method: str, path: str, body: Any = None) -> Any:
 
 def _jobs_add(args: argparse.Namespace) -> int:
     body = {"job_id": args.job_id, "model_uri": args.model_uri, "status": args.status}
-    print(json.dumps(_call("POST", f"{API}/jobs", body), indent=2))
+    print(json.dumps(_call("POST", API_PREFIX + Route.JOBS, body), indent=2))
     return 0
 
 
 def _jobs_get(args: argparse.Namespace) -> int:
     print(
-        json.dumps(_call("GET", f"{API}/jobs/{urllib.parse.quote(args.job_id, safe='')}"), indent=2)
+        json.dumps(
+            _call(
+                "GET", API_PREFIX + Route.JOB.path(job_id=urllib.parse.quote(args.job_id, safe=""))
+            ),
+            indent=2,
+        )
     )
     return 0
 
@@ -87,7 +92,7 @@ def _list(args: argparse.Namespace) -> int:
         query = urllib.parse.urlencode(
             {"page_size": min(100, args.limit - shown), "page_token": token}
         )
-        page = _call("GET", f"{API}/evaluations?{query}")
+        page = _call("GET", f"{API_PREFIX}{Route.EVALUATIONS}?{query}")
         for item in page["evaluations"]:
             print(f"{item['job_id']}  {item['status']:<9}  {item['created_at']}  {item['name']}")
             shown += 1

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from scaimind_nb._contract import API_PREFIX, Route
+
 from ._drive import Drive
 from ._registry import Registry
 from ._service import Service
@@ -169,5 +171,5 @@ class LocalCoordinator:
     ) -> dict[str, Any]:
         """Register (or update) a training job whose model can then be evaluated."""
         body = {"job_id": job_id, "model_uri": model_uri, "status": status}
-        data: dict[str, Any] = self.request("POST", "/v1/modules/scaimind/jobs", body)["data"]
+        data: dict[str, Any] = self.request("POST", API_PREFIX + Route.JOBS, body)["data"]
         return data

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_P = "/v1/modules/scaimind"
+from scaimind_nb._contract import API_PREFIX, SERVED_STATUSES, Route
+
 _INT64 = {"type": "string", "pattern": "^-?[0-9]+$"}
 _TS = {"type": "string", "format": "date-time"}
 _NUM = {"oneOf": [{"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}
 _STATUS = {
     "type": "string",
-    "enum": ["PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+    "enum": list(SERVED_STATUSES),
 }
 
 
@@ -241,7 +242,7 @@ def openapi() -> dict[str, Any]:
     """The document; every route but /healthz needs the bearer key."""
     eid = [_path_param("evaluation_id")]
     paths: dict[str, Any] = {
-        f"{_P}/evaluations": {
+        API_PREFIX + Route.EVALUATIONS: {
             "post": {
                 "operationId": "submitEvaluation",
                 "summary": "Queue an evaluation of a COMPLETED job's model",
@@ -262,21 +263,21 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("EvaluationPage", "one page"), **_errors(400)},
             },
         },
-        f"{_P}/evaluations/{{evaluation_id}}": {
+        API_PREFIX + Route.EVALUATION: {
             "get": {
                 "operationId": "getEvaluation",
                 "parameters": eid,
                 "responses": {"200": _ok("Evaluation", "the full record"), **_errors(404)},
             }
         },
-        f"{_P}/evaluations/{{evaluation_id}}/cancel": {
+        API_PREFIX + Route.CANCEL: {
             "post": {
                 "operationId": "cancelEvaluation",
                 "parameters": eid,
                 "responses": {"200": _ok("Evaluation", "the record"), **_errors(404, 409)},
             }
         },
-        f"{_P}/evaluations/{{evaluation_id}}/samples": {
+        API_PREFIX + Route.SAMPLES: {
             "get": {
                 "operationId": "listSamples",
                 "parameters": [
@@ -287,7 +288,7 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("SamplePage", "per-sample records"), **_errors(400, 404)},
             }
         },
-        f"{_P}/jobs": {
+        API_PREFIX + Route.JOBS: {
             "post": {
                 "operationId": "putJob",
                 "summary": "Register a job (or update its model and status)",
@@ -295,14 +296,14 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _ok("Job", "the job"), **_errors(400, 413, 422)},
             }
         },
-        f"{_P}/jobs/{{job_id}}": {
+        API_PREFIX + Route.JOB: {
             "get": {
                 "operationId": "getJob",
                 "parameters": [_path_param("job_id")],
                 "responses": {"200": _ok("Job", "the job"), **_errors(404)},
             }
         },
-        f"{_P}/benchmarks": {
+        API_PREFIX + Route.BENCHMARKS: {
             "get": {
                 "operationId": "listBenchmarks",
                 "responses": {"200": _ok("Benchmarks", "supported names"), **_errors()},

@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-JOB_STATUSES = ("PENDING", "QUEUED", "RUNNING", *TERMINAL)
+from scaimind_nb._contract import SampleField, Status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,6 +64,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
 """
+CANCELLED_ERROR = {"code": "CANCELLED", "message": "cancelled by request"}
+"""The error a cancelled evaluation carries."""
 IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
 MAX_ATTEMPTS = 3
 """Runs an evaluation may start: one the coordinator died while running this often is a poison
@@ -134,6 +135,33 @@ def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
         if row[key]:
             out[key] = row[key]
     return out
+
+
+def render_sample(
+    spec_index: int, benchmark: str, index: int, record: dict[str, Any]
+) -> dict[str, Any]:
+    """One per-item record of the samples route: the stable item id and outcome, then all stored.
+
+    The item id is the runner's `id` (the dataset's own id, a HumanEval task id, an MMLU
+    question id), else the item's position; `correct` is present for binary outcomes and
+    `score` is the outcome in [0, 1]; `cluster` is the item's subject where it has one.
+    """
+    item: dict[str, Any] = {
+        SampleField.ITEM_ID: str(record.get("id", index)),
+        SampleField.BENCHMARK: benchmark,
+        SampleField.SPEC_INDEX: spec_index,
+        SampleField.INDEX: index,
+    }
+    correct = record.get("correct")
+    if isinstance(correct, bool):
+        item[SampleField.CORRECT] = correct
+        item[SampleField.SCORE] = float(correct)
+    elif isinstance(record.get("score"), int | float) and not isinstance(record["score"], bool):
+        item[SampleField.SCORE] = float(record["score"])
+    if isinstance(record.get("subject"), str):
+        item[SampleField.CLUSTER] = record["subject"]
+    item[SampleField.RECORD] = record
+    return item
 
 
 class Store:
@@ -244,12 +272,13 @@ class Store:
                 conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
                 " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?) RETURNING *",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
                     model_uri,
                     checkpoint_id,
+                    Status.QUEUED,
                     json.dumps(benchmarks),
                     json.dumps(progress),
                     now,
@@ -326,11 +355,11 @@ class Store:
         """
         now = self.now()
         rows = self._update(
-            "UPDATE evaluations SET status='RUNNING', attempts=attempts+1,"
-            " started_at=COALESCE(started_at, ?), updated_at=? WHERE seq = (SELECT seq FROM"
-            " evaluations WHERE status='QUEUED' ORDER BY attempts, seq LIMIT 1)"
-            " AND status='QUEUED' RETURNING *",
-            (now, now),
+            "UPDATE evaluations SET status=:running, attempts=attempts+1,"
+            " started_at=COALESCE(started_at, :now), updated_at=:now WHERE seq = (SELECT seq"
+            " FROM evaluations WHERE status=:queued ORDER BY attempts, seq LIMIT 1)"
+            " AND status=:queued RETURNING *",
+            {"running": Status.RUNNING, "queued": Status.QUEUED, "now": now},
         )
         return rows[0] if rows else None
 
@@ -353,31 +382,30 @@ class Store:
         with _transaction(conn):
             failed = self._write(
                 conn,
-                "UPDATE evaluations SET status='FAILED', error=?, updated_at=?, completed_at=?"
-                " WHERE status='RUNNING' AND attempts >= ? RETURNING *",
-                (error, now, now, MAX_ATTEMPTS),
-            )
+                "UPDATE evaluations SET status=:failed, error=:error, updated_at=:now,"
+                " completed_at=:now WHERE status=:running AND attempts >= :max RETURNING *",
+                {"failed": Status.FAILED, "error": error, "now": now,
+                 "running": Status.RUNNING, "max": MAX_ATTEMPTS},
+            )  # fmt: skip
             requeued = self._write(
                 conn,
-                "UPDATE evaluations SET status='QUEUED', updated_at=? WHERE status='RUNNING'"
-                " RETURNING *",
-                (now,),
+                "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
+                (Status.QUEUED, now, Status.RUNNING),
             )
         return len(requeued), len(failed)
 
     def release(self, eval_id: str) -> None:
-        """A graceful stop: back to the queue, and the interrupted run does not count."""
+        """A graceful stop: the run stays RUNNING (requeued at the next start) uncounted."""
         self._update(
-            "UPDATE evaluations SET status='QUEUED', attempts=MAX(attempts-1, 0), updated_at=?"
-            " WHERE id=? AND status='RUNNING' RETURNING *",
-            (self.now(), eval_id),
+            "UPDATE evaluations SET attempts=MAX(attempts-1, 0) WHERE id=? AND status=?"
+            " RETURNING *",
+            (eval_id, Status.RUNNING),
         )
 
     def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
         self._update(
-            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status='RUNNING'"
-            " RETURNING *",
-            (json.dumps(progress), self.now(), eval_id),
+            "UPDATE evaluations SET progress=?, updated_at=? WHERE id=? AND status=? RETURNING *",
+            (json.dumps(progress), self.now(), eval_id, Status.RUNNING),
         )
 
     def add_result(
@@ -405,7 +433,7 @@ class Store:
                 (json.dumps(results), json.dumps(progress), self.now(), eval_id),
             )
 
-    def finish(self, eval_id: str, status: str, error: dict[str, str] | None = None) -> None:
+    def finish(self, eval_id: str, status: Status, error: dict[str, str] | None = None) -> None:
         now = self.now()
         self._update(
             "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=? WHERE id=?"
@@ -416,20 +444,20 @@ class Store:
     def request_cancel(self, eval_id: str) -> dict[str, Any] | None:
         """Cancel a QUEUED evaluation at once; flag a RUNNING one for its next checkpoint."""
         now = self.now()
-        error = json.dumps({"code": "CANCELLED", "message": "cancelled by request"})
+        error = json.dumps(CANCELLED_ERROR)
         conn = self._conn()
         with _transaction(conn):
             self._write(
                 conn,
-                "UPDATE evaluations SET status='CANCELLED', error=?, updated_at=?, completed_at=?,"
-                " cancel_requested=1 WHERE id=? AND status='QUEUED' RETURNING *",
-                (error, now, now, eval_id),
+                "UPDATE evaluations SET status=?, error=?, updated_at=?, completed_at=?,"
+                " cancel_requested=1 WHERE id=? AND status=? RETURNING *",
+                (Status.CANCELLED, error, now, now, eval_id, Status.QUEUED),
             )
             self._write(
                 conn,
                 "UPDATE evaluations SET cancel_requested=1, updated_at=? WHERE id=?"
-                " AND status='RUNNING' RETURNING *",
-                (now, eval_id),
+                " AND status=? RETURNING *",
+                (now, eval_id, Status.RUNNING),
             )
         return self.get_evaluation(eval_id)
 
@@ -462,10 +490,7 @@ class Store:
             )
             .fetchall()
         )
-        out = [
-            {"spec_index": r[0], "benchmark": r[1], "index": r[2], "record": json.loads(r[3])}
-            for r in rows[:page_size]
-        ]
+        out = [render_sample(r[0], r[1], r[2], json.loads(r[3])) for r in rows[:page_size]]
         return out, len(rows) > page_size
 
     def close(self) -> None:

@@ -11,11 +11,10 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import CaselessStrEnum, Float, Integer, TraitError, Unicode, observe, validate
 
+from ._contract import SUBMIT_FIELDS
 from ._display import MODES, doctor_report
 from ._errors import ScaimindValueError
 from ._evaluate import EvaluationRun, coerce_benchmarks, default_client, evaluate, settings
-
-_SUBMIT_KEYS = ("job_id", "model_uri", "checkpoint_id", "benchmarks")
 
 
 def _build_parser() -> MagicArgumentParser:
@@ -106,9 +105,11 @@ def parse_body(cell: str) -> dict[str, Any]:
         body = body["data"]
     if not isinstance(body, dict):
         raise UsageError("the cell body must be an object with job_id, model_uri and benchmarks")
-    unknown = sorted(set(body) - set(_SUBMIT_KEYS))
+    unknown = sorted(set(body) - set(SUBMIT_FIELDS))
     if unknown:
-        raise UsageError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_SUBMIT_KEYS)}")
+        raise UsageError(
+            f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SUBMIT_FIELDS)}"
+        )
     missing = [k for k in ("job_id", "model_uri", "benchmarks") if not body.get(k)]
     if missing:
         raise UsageError(f"the body is missing {', '.join(missing)}")

@@ -199,10 +199,10 @@ class HumanEvalRunner:
             raise InvalidBenchmark(f"humaneval runs model-written code, but {exc}") from None
 
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
-        """The code must be containable, parameters must parse, the problems be readable."""
-        self._isolation(ctx)
+        """Parameters must parse, the problems be readable and the code containable."""
         self._settings(spec)
         read_problems(self._path(spec, ctx))
+        self._isolation(ctx)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
@@ -306,7 +306,7 @@ class HumanEvalRunner:
                     "id": problem["task_id"],
                     "sample": j,
                     "verdict": verdict.verdict,
-                    "passed": verdict.passed,
+                    "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],
                     "output": verdict.output[-1000:],
@@ -322,7 +322,6 @@ class HumanEvalRunner:
             se = mean_stderr(per_problem)
             if se is not None:
                 stderr[f"pass@{k}"] = se
-        metrics["count"] = float(len(problems))
         extra = {
             "version": VERSION,
             "prompt_mode": mode,
@@ -346,6 +345,8 @@ class HumanEvalRunner:
             extra=extra,
             samples=samples,
             primary_metric="pass@1",
+            # with one sample a problem, pass@1 is the share of problems solved
+            proportions=("pass@1",) if n == 1 else (),
         )
 
 

@@ -31,6 +31,8 @@ from scaimind_local._sandbox import Sandbox, probe
 from scaimind_local.testing import ScriptedModel, write_model
 from scaimind_nb import Client
 
+pytestmark = pytest.mark.isolation
+
 PROBLEMS = read_problems(default_dataset())
 BY_ID = {p["task_id"]: p for p in PROBLEMS}
 

@@ -81,6 +81,7 @@ def test_allowed_unisolated_code_runs_and_the_record_says_so(
     assert "--allow-unisolated-code" in result.extra["isolation"]
 
 
+@pytest.mark.isolation
 def test_isolated_runs_say_so_too(tmp_path: Path, scaimind_api_key: str) -> None:
     done, _ = run_humaneval(tmp_path, scaimind_api_key)
     assert isinstance(done, Evaluation)
@@ -113,7 +114,9 @@ def serve_banner(tmp_path: Path, *args: str, bwrap: str | None = None) -> str:
 @pytest.mark.parametrize(
     ("args", "bwrap", "expected"),
     [
-        ((), None, "# isolation: kernel namespaces (bubblewrap"),
+        pytest.param(
+            (), None, "# isolation: kernel namespaces (bubblewrap", marks=pytest.mark.isolation
+        ),
         (
             (),
             MISSING,

@@ -23,7 +23,9 @@ PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
 TEST = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
 
 
-@pytest.fixture(scope="module", params=["isolated", "unisolated"])
+@pytest.fixture(
+    scope="module", params=[pytest.param("isolated", marks=pytest.mark.isolation), "unisolated"]
+)
 def isolation(request: pytest.FixtureRequest) -> Isolation:
     if request.param == "unisolated":
         return UNISOLATED

@@ -20,6 +20,8 @@ from scaimind_local._sandbox import SANDBOX_UID, Isolation, Program, Sandbox, Ve
 
 from .test_sandbox import descendants, server_pids
 
+pytestmark = pytest.mark.isolation
+
 
 @pytest.fixture(scope="module")
 def isolation() -> Isolation:

@@ -411,10 +411,10 @@ class AttackBed:
         attacked = verdicts[self.problems[0]["task_id"]]
         outcome.verdict, outcome.error = attacked["verdict"], attacked["error"] or ""
         outcome.output = attacked["output"]
-        if attacked["passed"]:
+        if attacked["correct"]:
             problems.append("the attacking problem passed")
         for problem in self.problems[1:]:
-            if not verdicts[problem["task_id"]]["passed"]:
+            if not verdicts[problem["task_id"]]["correct"]:
                 problems.append(f"{problem['task_id']} (honest) did not pass")
         counts = record["results"][0]["extra"]["counts"]
         tallied = {v: sum(s["verdict"] == v for s in verdicts.values()) for v in counts}

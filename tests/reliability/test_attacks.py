@@ -13,6 +13,8 @@ import pytest
 
 from ._attacks import ATTACKS, AttackBed
 
+pytestmark = pytest.mark.isolation
+
 FORGE_OWN_VERDICT = """
     import os
     os.write(3, b"PASS")

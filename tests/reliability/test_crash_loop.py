@@ -88,10 +88,11 @@ def test_graceful_stops_use_up_no_attempt_and_crashes_requeue_behind_fresh_work(
     store = Store(tmp_path / "db.sqlite")
     spec = [{"name": "custom-qa", "dataset": None, "num_samples": None, "parameters": {}}]
     first = store.create_evaluation("job", "scaidrive://m", "", spec)["id"]
-    for _ in range(MAX_ATTEMPTS + 2):  # stopped gracefully, again and again
+    for _ in range(MAX_ATTEMPTS + 2):  # stopped gracefully, restarted, again and again
         claimed = store.claim_next()
         assert claimed is not None and claimed["id"] == first
         store.release(first)
+        assert store.requeue_running() == (1, 0)
     second = store.create_evaluation("job", "scaidrive://m", "", spec)["id"]
     assert store.claim_next()["id"] == first  # type: ignore[index]  # still first in line
     assert store.requeue_running() == (1, 0)  # a crash: that one counts
