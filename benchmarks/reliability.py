@@ -2,7 +2,7 @@
 
 Goals: every session survives the wire faults with no duplicate and no lost evaluation; no
 evaluation is lost or completed twice across SIGKILLs; server memory after the soak within 20%
-of its memory after the first 100 evaluations. Each figure is printed beside its baseline (the
+of its memory after the first 100 evaluations; every attack of model-written code contained. Each figure is printed beside its baseline (the
 same scenario without faults, or the goal).
 Run: ``python benchmarks/reliability.py [--soak N] [--kills K] [--seeds S]`` (defaults 1000, 6, 3).
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaimind_local import LocalCoordinator
+from tests.reliability._attacks import attack_scenario
 from tests.reliability._harness import (
     crash_scenario,
     soak_scenario,
@@ -86,6 +87,18 @@ def soak(base: Path, key: str, n: int) -> None:
     _row("evaluations/s", f"{n / figures.seconds:.1f}", "-")
 
 
+def attacks(base: Path, key: str) -> None:
+    print("attacks by model-written code (humaneval completions through a real coordinator)")
+    figures, outcomes = attack_scenario(base / "attacks", key)
+    _row("attacks tried / contained", f"{figures.tried} / {figures.contained}", "all contained")
+    for outcome in outcomes:
+        said = (outcome.output.strip().splitlines() or [""])[0]
+        how = (said if outcome.error == "AssertionError" and said else outcome.error)[:70]
+        print(f"    {'ok ' if outcome.contained else 'ESCAPED'} {outcome.attack}: {how}")
+    for escaped in figures.escaped:
+        print("  !", escaped)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak", type=int, default=1000)
@@ -100,6 +113,7 @@ def main() -> None:
             lambda: wire(base, key, args.seeds),
             lambda: crash(base, key, args.kills),
             lambda: soak(base, key, args.soak),
+            lambda: attacks(base, key),
         ):
             part()
             print()

@@ -31,8 +31,11 @@ from scaimind_nb import (
     Evaluation,
     NotFoundError,
     PrecheckNotAvailableError,
+    ProtocolError,
+    RateLimitError,
     ScaimindError,
     ScaimindValueError,
+    ServerError,
     Status,
     WaitTimeoutError,
 )
@@ -60,8 +63,22 @@ MAX_LOOKUP_PAGES = 25
 MAX_POLL_INTERVAL = 20.0  # the client's default cap, lowered to half the progress interval
 
 
-class InfraError(Exception):
-    """A spec cannot get a result (precheck problem, down, FAILED, timed out): its gates ERROR."""
+class NoResult(Exception):
+    """A spec cannot get a result: its gates ERROR with this message.
+
+    `infra` when the infrastructure is the cause (the coordinator unreachable or failing, an
+    evaluation FAILED, CANCELLED or timed out), which a retry may fix; a precheck problem (an
+    unknown name, bad data, an unresolvable model), a refused submit or a reuse=only miss are not.
+    """
+
+    def __init__(self, message: str, *, infra: bool) -> None:
+        super().__init__(message)
+        self.infra = infra
+
+
+def is_infra(exc: ScaimindError) -> bool:
+    """Whether a client error is the infrastructure's (a retry may fix it), not the request's."""
+    return isinstance(exc, APIConnectionError | ServerError | RateLimitError | ProtocolError)
 
 
 @dataclass
@@ -78,6 +95,8 @@ class Serving:
     model_digest: str | None = None
     data_digest: str | None = None
     problem: str | None = None
+    infra: bool = False
+    """Whether the problem is the infrastructure's (see NoResult)."""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "spec": self.spec.to_request()}
@@ -242,9 +261,10 @@ class Evaluations:
                 servings = self._obtain(todo, request)
             else:
                 servings = self._claimed(shared, claim, lambda: self._obtain(todo, request))
-        except (InfraError, ScaimindError) as exc:
-            message = str(exc) if isinstance(exc, InfraError) else self._describe(exc)
-            servings = [Serving(s, problem=message) for s in todo]
+        except NoResult as exc:
+            servings = [Serving(s, problem=str(exc), infra=exc.infra) for s in todo]
+        except ScaimindError as exc:
+            servings = [Serving(s, problem=self._describe(exc), infra=is_infra(exc)) for s in todo]
         for spec, serving in zip(todo, servings, strict=True):
             self.servings[spec.key()] = serving
             if serving.evaluation_id is not None:
@@ -374,6 +394,7 @@ class Evaluations:
             except ScaimindError as exc:
                 for spec in batch:
                     by_spec[spec].problem = self._describe(exc)
+                    by_spec[spec].infra = is_infra(exc)
                 continue
             self._known(evaluation)
             recorded = dict(zip(evaluation.benchmarks, evaluation.data, strict=False))
@@ -423,10 +444,10 @@ class Evaluations:
         return self.servings[spec.key()]
 
     def result(self, spec: Benchmark) -> tuple[Serving, Evaluation]:
-        """The spec's serving and the finished evaluation holding its result; InfraError if none."""
+        """The spec's serving and the finished evaluation holding its result; NoResult if none."""
         serving = self.serving(spec)
         if serving.problem is not None:
-            raise InfraError(serving.problem)
+            raise NoResult(serving.problem, infra=serving.infra)
         assert serving.evaluation_id is not None
         evaluation = self._finish(self.evaluations[serving.evaluation_id])
         result = result_of(evaluation, serving.spec)
@@ -434,17 +455,19 @@ class Evaluations:
         if result is not None and not result.failed:
             return serving, evaluation
         if result is not None:
-            raise InfraError(f"{label(serving.spec)} failed in {where}: {result.error}")
+            raise NoResult(f"{label(serving.spec)} failed in {where}: {result.error}", infra=True)
         if evaluation.status is not Status.COMPLETED:
             reason = f": {evaluation.error}" if evaluation.error else ""
-            raise InfraError(f"{where} ended {evaluation.status.value}{reason}")
+            raise NoResult(f"{where} ended {evaluation.status.value}{reason}", infra=True)
         have = ", ".join(r.benchmark for r in evaluation.results) or "none"
-        raise InfraError(
-            f"{where} completed without a result for {serving.spec.name!r} (results: {have})"
+        raise NoResult(
+            f"{where} completed without a result for {serving.spec.name!r} (results: {have})",
+            infra=True,
         )
 
     def _finish(self, waited: Waited) -> Evaluation:
-        """Wait (within the session's deadline) until the evaluation ends; InfraError if it can't."""
+        """Wait (within the session's --scaimind-timeout) until the evaluation ends; NoResult if
+        it can't (the infrastructure's)."""
         if not waited.finished:
             if waited.evaluation is None or not waited.evaluation.is_terminal:
                 self._wait(waited)
@@ -454,7 +477,7 @@ class Evaluations:
                     config=self.config, evaluation=waited.evaluation
                 )
         if waited.error is not None:
-            raise InfraError(waited.error)
+            raise NoResult(waited.error, infra=True)
         assert waited.evaluation is not None
         return waited.evaluation
 
@@ -522,20 +545,26 @@ class Evaluations:
             deadline = time.monotonic() + self.options.timeout
             while not answer.exists():
                 if time.monotonic() > deadline:
-                    raise InfraError(
-                        f"another xdist worker did not finish submitting within --scaimind-timeout={self.options.timeout:g}s"
+                    raise NoResult(
+                        "another xdist worker did not finish submitting within "
+                        f"--scaimind-timeout={self.options.timeout:g}s",
+                        infra=True,
                     ) from None
                 time.sleep(0.05)
             data = json.loads(answer.read_text())
             if "error" in data:
-                raise InfraError(data["error"]) from None
+                raise NoResult(data["error"], infra=data["infra"]) from None
             return [Serving.from_json(s) for s in data["servings"]]
         try:
             servings = obtain()
-        except (InfraError, ScaimindError) as exc:
-            message = str(exc) if isinstance(exc, InfraError) else self._describe(exc)
-            _write_atomic(answer, {"error": message})
-            raise InfraError(message) from None
+        except (NoResult, ScaimindError) as exc:
+            failure = (
+                exc
+                if isinstance(exc, NoResult)
+                else NoResult(self._describe(exc), infra=is_infra(exc))
+            )
+            _write_atomic(answer, {"error": str(failure), "infra": failure.infra})
+            raise failure from None
         _write_atomic(answer, {"servings": [s.to_json() for s in servings]})
         return servings
 

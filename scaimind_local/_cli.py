@@ -21,10 +21,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ._coordinator import build_app
+    from ._sandbox import describe
 
     generated = not (args.api_key or os.environ.get("SCAIGRID_API_KEY"))
     api_key = args.api_key or os.environ.get("SCAIGRID_API_KEY") or secrets.token_urlsafe(24)
-    settings: dict[str, Any] = {"allow_local_paths": args.allow_local_paths}
+    settings: dict[str, Any] = {
+        "allow_local_paths": args.allow_local_paths,
+        "allow_unisolated_code": args.allow_unisolated_code,
+    }
     if args.mmlu_data:
         settings["mmlu_data"] = args.mmlu_data
     Path(args.drive_root).mkdir(parents=True, exist_ok=True)
@@ -43,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"export SCAIGRID_API_KEY={api_key}")
     else:
         print("# SCAIGRID_API_KEY: the key given with --api-key or in the environment")
+    print(f"# {describe(settings)}")
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
@@ -121,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="default: $SCAIGRID_API_KEY, else a generated key")
     serve.add_argument("--allow-local-paths", action="store_true", help="accept file:// and paths")
     serve.add_argument("--mmlu-data", help="MMLU data (default $SCAIMIND_MMLU_DATA)")
+    serve.add_argument(
+        "--allow-unisolated-code",
+        action="store_true",
+        help="run model-written code (humaneval) even where kernel isolation is unavailable",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
     jobs = sub.add_parser("jobs", help="register or show a training job").add_subparsers(

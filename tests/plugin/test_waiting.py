@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_scaimind._evaluations import Evaluations, InfraError, Waited
+from pytest_scaimind._evaluations import Evaluations, NoResult, Waited
 from pytest_scaimind._waiting import ProgressLines, left_running, timed_out
 from scaimind_nb import APIConnectionError, Client, PollEvent, WaitTimeoutError, parse_evaluation
 
@@ -125,9 +125,9 @@ def test_one_timeout_bounds_the_whole_sessions_waiting() -> None:
     evaluations.clock = clock
     waits = [Waited(e, _snapshot(e)) for e in ("eval_a", "eval_b", "eval_c")]
     assert evaluations._finish(waits[0]).status.value == "COMPLETED"
-    with pytest.raises(InfraError, match=r"eval_b still RUNNING.*--scaimind-timeout=10s"):
+    with pytest.raises(NoResult, match=r"eval_b still RUNNING.*--scaimind-timeout=10s"):
         evaluations._finish(waits[1])
-    with pytest.raises(InfraError, match=r"eval_c still RUNNING.*the whole session's wait"):
+    with pytest.raises(NoResult, match=r"eval_c still RUNNING.*the whole session's wait"):
         evaluations._finish(waits[2])
     assert client.timeouts == [10.0, 6.0]  # the second wait gets what the first left
     assert client.gets == ["eval_c"]  # nothing left: one look, no waiting
