@@ -182,7 +182,8 @@ def parse_spec(item: Any, i: int) -> BenchmarkSpec:
     name = item.get(Field.NAME)
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, f"{where}.name is required (e.g. mmlu, humaneval, custom-mydata)")
-    dataset = item.get(Field.DATASET) or None
+    dataset = item.get(Field.DATASET)
+    dataset = None if dataset == "" else dataset
     if dataset is not None and not isinstance(dataset, str):
         raise ApiError(400, f"{where}.dataset must be a string URI such as scaidrive://org/x.jsonl")
     n = item.get(Field.NUM_SAMPLES)
@@ -192,7 +193,8 @@ def parse_spec(item: Any, i: int) -> BenchmarkSpec:
         raise ApiError(
             400, f"{where}.num_samples must be an integer >= 1 (or omitted for all), got {n!r}"
         )
-    params = item.get(Field.PARAMETERS) or {}
+    params = item.get(Field.PARAMETERS)
+    params = {} if params is None else params
     if not isinstance(params, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in params.items()
     ):
@@ -364,28 +366,23 @@ async def list_benchmarks(request: Request) -> JSON:
 
 async def precheck(request: Request) -> JSON:
     """What submitting these specs would score, queuing nothing: per spec its data's digest,
-    record count or first problem, and the model's digest or problem (200 even with problems)."""
+    record count or first problem, and the model's digest or problem (200 even with problems).
+
+    A body the submit would refuse as malformed (a spec without a name, an unknown field) is a
+    400 here too; what the runners, the drive and the model say is each spec's own answer."""
     body = await _body(request)
     _unknown(body, PRECHECK_FIELDS, "the request body")
     model_uri = _string(body, Field.MODEL_URI)
-    items = _spec_items(body)
+    specs = [parse_spec(item, i) for i, item in enumerate(_spec_items(body))]
     service: Service = request.app.state.service
-    return _data(await run_in_threadpool(precheck_answer, service, model_uri, items))
+    return _data(await run_in_threadpool(precheck_answer, service, model_uri, specs))
 
 
-def precheck_answer(service: Service, model_uri: str, items: list[Any]) -> dict[str, Any]:
+def precheck_answer(service: Service, model_uri: str, specs: list[BenchmarkSpec]) -> dict[str, Any]:
     """The precheck's answer: specs rendered as in a record, each with `data` or `problem`."""
     ctx = service.context("")
     entries: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        try:
-            spec = parse_spec(item, i)
-        except ApiError as exc:
-            name = item.get(Field.NAME) if isinstance(item, dict) else item
-            entries.append(
-                {Field.NAME: name if isinstance(name, str) else "", Field.PROBLEM: exc.message}
-            )
-            continue
+    for spec in specs:
         info, problem = service.check(service.describe, spec, ctx)
         entry = render_spec({**asdict(spec), Field.DATA: asdict(info) if info else None})
         entries.append({**entry, **({Field.PROBLEM: problem} if problem else {})})

@@ -80,7 +80,7 @@ _SPEC_LIST = {
     "type": "array",
     "minItems": 1,
     "maxItems": 100,
-    "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
+    "items": {"oneOf": [{"type": "string", "minLength": 1}, _ref("BenchmarkSpec")]},
 }
 """The `benchmarks` of a submit or a precheck: names or specs."""
 
@@ -113,7 +113,11 @@ _SCHEMAS: dict[str, Any] = {
                 ],
                 "nullable": True,
             },
-            "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+            "parameters": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "nullable": True,
+            },
         },
         ["name"],
         extra=False,
@@ -245,11 +249,7 @@ _SCHEMAS: dict[str, Any] = {
     "PrecheckRequest": _obj(
         {
             "model_uri": {"type": "string", "nullable": True},
-            "benchmarks": {
-                **_SPEC_LIST,
-                # anything: a malformed spec is not a 400 but answered with its problem
-                "items": {"description": "a benchmark name or spec, as in a submit"},
-            },
+            "benchmarks": _SPEC_LIST,
         },
         ["benchmarks"],
         extra=False,
@@ -351,7 +351,7 @@ def openapi() -> dict[str, Any]:
                 "description": (
                     "Per spec (in order) the data's digest, record count and source, or the first "
                     "problem that would stop it; the model's digest or its problem. Problems are "
-                    "answers (200), not errors; only a malformed body is a 400."
+                    "answers (200), not errors; only a malformed body (as a submit's) is a 400."
                 ),
                 "requestBody": _body("PrecheckRequest"),
                 "responses": {

