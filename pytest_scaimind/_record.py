@@ -80,6 +80,23 @@ class GateRecord:
     model_uri: str | None = None
     checkpoint_id: str = ""
     host: str | None = None
+    """The coordinator as configured: its URL, or `local` for the embedded one."""
+    # -- reports (issue 13): order, pytest's outcome, provenance of the figures ----------------
+    index: int | None = None
+    """Position of the gate's test in the session's collection: reports list gates in this order."""
+    outcome: str | None = None
+    """pytest's outcome of the test (passed, failed, error, skipped, xfailed, xpassed); set by the
+    process that reports (the xdist controller), so it agrees with pytest's own summary."""
+    proportion: bool | None = None
+    """Whether the metric is a proportion in [0, 1] (the coordinator declares it)."""
+    interval_method: str | None = None
+    """How ci_low/ci_high were computed (e.g. wilson, normal), where the verdict says."""
+    model_digest: str | None = None
+    """Content digest of the model artefact the evaluation scored, where the coordinator records it."""
+    data: dict[str, Any] | None = None
+    """`{digest, records, source}` of the data the benchmark scored, where the coordinator records it."""
+    baseline_source: dict[str, Any] | None = None
+    """Where `baseline` came from: the file and entry, and the entry's recorded or live source."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (enums as their values)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -12,16 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_scaimind import _report
+from pytest_scaimind import InconclusiveGateWarning
 from pytest_scaimind._baseline import Baseline, BaselineError, is_live, stored_value
-from pytest_scaimind._collect import ItemGates, Scanner
+from pytest_scaimind._collect import ItemGates, Scanner, proportion_scale_problem
+from pytest_scaimind._compare import is_proportion
 from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
 from pytest_scaimind._record import Action, GateRecord, Outcome
+from pytest_scaimind._reporting import Reporter
 
 if TYPE_CHECKING:
     from pytest_scaimind._evaluations import Batch, Evaluations
     from pytest_scaimind._options import Options
-    from scaimind_nb import BenchmarkResult, Client
+    from scaimind_nb import Benchmark, BenchmarkResult, Client, Evaluation
 
 
 class ScaimindSession:
@@ -31,18 +34,6 @@ class ScaimindSession:
         self.config = config
         self.options = options
         self.is_worker = hasattr(config, "workerinput")
-        if options.report and Path(options.report).suffix.lower() not in (
-            ".md",
-            ".markdown",
-            ".json",
-        ):
-            raise pytest.UsageError(
-                f"--scaimind-report must end in .md or .json, got {options.report!r}"
-            )
-        if options.update_baseline and not options.baseline:
-            raise pytest.UsageError(
-                "--scaimind-update-baseline needs --scaimind-baseline=PATH to write to"
-            )
         try:
             self.baseline = Baseline.load(options.baseline)
         except BaselineError as exc:
@@ -56,15 +47,14 @@ class ScaimindSession:
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
+        self._order: dict[str, int] = {}
+        self.reports = Reporter(self)
 
     # -- the coordinator -------------------------------------------------------------------
 
     @property
     def host(self) -> str:
-        """The coordinator as shown in messages and reports (never carries credentials)."""
-        local = self._local_endpoint()
-        if local is not None:
-            return f"local {local[0]}"
+        """The coordinator as configured, for messages: its URL or `local` (no key, no passing port)."""
         return (
             self.options.host or os.environ.get("SCAIGRID_HOST") or "(SCAIGRID_HOST unset)"
         ).rstrip("/")
@@ -124,7 +114,11 @@ class ScaimindSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.options.host == "local" and not self.is_worker:
+        if (
+            self.options.host == "local"
+            and not self.is_worker
+            and not self.config.option.collectonly
+        ):
             self._local_endpoint()
 
     @pytest.hookimpl(optionalhook=True)
@@ -133,9 +127,11 @@ class ScaimindSession:
         local = self._local_endpoint()
         if local is not None:
             node.workerinput["scaimind_local"] = {"url": local[0], "api_key": local[1]}
+        self.reports.xdist_run = node.workerinput.get("testrunuid")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._order = {item.nodeid: i for i, item in enumerate(items)}
         scanner = Scanner()
         problems = []
         for item in items:
@@ -180,39 +176,36 @@ class ScaimindSession:
             pytest.fail("scaimind: " + "; ".join(dict.fromkeys(failures)), pytrace=False)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown" and not self.is_worker:
-            self.records.extend(GateRecord.from_properties(report.user_properties))
+        if self.is_worker:
+            return
+        outcome = self.reports.note_outcome(report)
+        if report.when == "teardown":
+            for record in GateRecord.from_properties(report.user_properties):
+                record.outcome = outcome
+                self.records.append(record)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        facts = self._facts()
-        if self.options.update_baseline and self.records:
-            self.baseline.bless(self.records, facts)
+        self.reports.remove_handoff_dir()
+        if not self.records:
+            return
+        run = self.reports.finish()
+        if self.options.update_baseline:
+            self.baseline.bless(
+                run.records,
+                {
+                    "job_id": run.job_id,
+                    "model_uri": run.model_uri,
+                    "checkpoint_id": run.checkpoint_id,
+                },
+            )
             self.baseline.save()
-        if self.options.report and self.records:
-            _report.write(self.options.report, self.records, facts)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary and self.records:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(_report.markdown(self.records, facts))
+        self.reports.write(run)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.records:
-            return
-        terminalreporter.write_sep("=", "scaimind quality gates")
-        for line in _report.table(self.records):
-            terminalreporter.write_line(line)
-        facts = self._facts()
-        reused = {r.evaluation_id for r in self.records if r.reused}
-        evals = ", ".join(e + (" (reused)" if e in reused else "") for e in facts["evaluation_ids"])
-        terminalreporter.write_line(
-            f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals or '-'}"
-        )
-        if self.options.update_baseline:
-            terminalreporter.write_line(f"baseline updated: {self.options.baseline}")
-        if self.options.report:
-            terminalreporter.write_line(f"report written: {self.options.report}")
+        if not self.is_worker:
+            self.reports.summary(terminalreporter)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._client is not None:
@@ -303,7 +296,8 @@ class ScaimindSession:
             if item is not None:
                 self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
             pytest.fail(
-                f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False
+                f"scaimind: {problem} (an infrastructure error, not a quality verdict)",
+                pytrace=False,
             )
         batch = self._batch_of(gate.spec)
         assert batch.evaluation is not None
@@ -342,6 +336,10 @@ class ScaimindSession:
             return Verdict(
                 gate, Outcome.ERROR, f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}"
             )
+        scale = proportion_scale_problem(gate, metric) if proportion else None
+        if scale is not None:
+            message = f"{label(gate.spec)}: {scale}; evaluation {evaluation_id}"
+            return Verdict(gate, Outcome.ERROR, message, metric=metric, score=score)
         n = result.num_samples or gate.spec.num_samples
         baseline, missing = (None, "")
         if gate.needs_baseline:
@@ -382,32 +380,38 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
         """The result of the gate's spec in the evaluation or job a live baseline names."""
+        return self.live_evaluation(entry, gate.spec).result(gate.spec.name)
+
+    def live_evaluation(self, entry: dict[str, Any], spec: Benchmark) -> Evaluation:
+        """The evaluation a live reference names: `{evaluation_id}`, or `{job_id}`'s newest
+        COMPLETED one of `spec` in the reuse window (LookupError when there is none)."""
         from scaimind_nb import Status, find_evaluation
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
             if evaluation_id not in self._live:
                 self._live[evaluation_id] = self.client.get(evaluation_id)
-            return self._live[evaluation_id].result(gate.spec.name)
+            evaluation: Evaluation = self._live[evaluation_id]
+            return evaluation
         job_id = entry["job_id"]
-        cache_key = (job_id, gate.spec.key())
+        cache_key = (job_id, spec.key())
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
             self._live[cache_key] = find_evaluation(
                 self.client,
                 job_id,
                 model_uri,
-                [gate.spec],
+                [spec],
                 entry.get("checkpoint_id", ""),
                 since=datetime.now(UTC) - timedelta(hours=self.options.reuse_window),
                 statuses=(Status.COMPLETED,),
             )
-        found = self._live[cache_key]
+        found: Evaluation | None = self._live[cache_key]
         if found is None:
             raise LookupError(
                 f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window"
             )
-        return found.result(gate.spec.name)
+        return found
 
     # -- records ---------------------------------------------------------------------------
 
@@ -422,6 +426,9 @@ class ScaimindSession:
         reused: bool | None = None,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
+        batch = next((b for b in self.batches if b.holds(gate.spec)), None)
+        evaluation = batch.evaluation if batch is not None else None
+        data = evaluation.data_info(gate.spec.name) if evaluation is not None else None
         criteria = {
             k: getattr(gate, k)
             for k in ("min_score", "max_drop", "max_rel_drop", "metric", "confidence")
@@ -445,28 +452,46 @@ class ScaimindSession:
             ci_low=verdict.interval[0] if verdict.interval else None,
             ci_high=verdict.interval[1] if verdict.interval else None,
             n_needed=verdict.n_needed,
-            evaluation_id=verdict.evaluation_id,
-            reused=reused,
+            evaluation_id=verdict.evaluation_id or (batch.evaluation_id if batch else None),
+            reused=reused if reused is not None else (batch.reused if batch else None),
             metrics=dict(result.metrics) if result is not None else None,
             stderr=dict(result.stderr) if result is not None else None,
             job_id=self.options.job,
-            model_uri=self._evaluations.model_uri if self._evaluations else self.options.model_uri,
+            model_uri=self.model_uri,
             checkpoint_id=self.options.checkpoint,
             host=self.host,
+            index=self._order.get(item.nodeid),
+            proportion=is_proportion(result, verdict.metric),
+            interval_method=getattr(verdict.interval, "method", None)
+            or verdict.extra.get("interval_method"),
+            model_digest=evaluation.model_digest if evaluation is not None else None,
+            data=dataclasses.asdict(data) if data is not None else None,
+            baseline_source=self._baseline_source(gate) if verdict.baseline is not None else None,
         )
         item.user_properties.extend(record.to_properties())
 
-    def _facts(self) -> dict[str, Any]:
-        return _report.context(
-            self.records,
-            {
-                "job_id": self.options.job,
-                "model_uri": self.options.model_uri,
-                "checkpoint_id": self.options.checkpoint,
-                "host": self.options.host,
-            },
-        )
+    @property
+    def model_uri(self) -> str | None:
+        """The model the gates scored: the option's, or the one resolved from the job."""
+        return self._evaluations.model_uri if self._evaluations else self.options.model_uri
 
-
-class InconclusiveGateWarning(UserWarning):
-    """A confidence gate passed under --scaimind-inconclusive=pass without a decisive interval."""
+    def _baseline_source(self, gate: Gate) -> dict[str, Any]:
+        """Where a gate's baseline value came from, for the reports."""
+        if self.options.update_baseline:
+            return {
+                "kind": "this session",
+                "note": "--scaimind-update-baseline compares with itself",
+            }
+        name = label(gate.spec)
+        entry = self.baseline.entry(name) or {}
+        source: dict[str, Any] = {
+            "file": self.reports.display_path(self.baseline.path),
+            "entry": name if name in self.baseline.benchmarks else "default",
+        }
+        if is_live(entry):
+            source["kind"] = "live"
+            source.update({k: entry[k] for k in ("evaluation_id", "job_id") if k in entry})
+        else:
+            source["kind"] = "stored"
+            source.update(entry.get("source") or {})
+        return source

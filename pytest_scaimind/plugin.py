@@ -26,9 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "test gates on, so it joins the session's single evaluation even when its assert_benchmark "
         "arguments are computed at run time",
     )
+    if _options.job_of(config) is None or getattr(config.option, "help", False):
+        return  # inactive: the other options are neither read nor validated
     options = _options.Options.from_config(config)
-    if not options.job:
-        return
     from pytest_scaimind._session import ScaimindSession
 
     session = ScaimindSession(config, options)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "API_PREFIX": "._contract",
+    "Route": "._contract",
     "Client": "._client",
     "find_evaluation": "._client",
     "AsyncClient": "._async_client",
@@ -57,6 +59,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "API_PREFIX",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
@@ -77,6 +80,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "Route",
     "Sample",
     "SamplesNotAvailableError",
     "ScaimindError",
@@ -118,6 +122,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ._async_client import AsyncClient
     from ._client import Client, find_evaluation
+    from ._contract import API_PREFIX, Route
     from ._errors import (
         APIConnectionError,
         APIStatusError,

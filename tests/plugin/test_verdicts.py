@@ -121,7 +121,7 @@ def test_qa():
     md.stdout.fnmatch_lines(
         [
             "*scaimind quality gates*",
-            "test*benchmark*metric*score*threshold*baseline*delta*n*verdict",
+            "test*bench*score*thresh*Δ thr*n*verdict",
         ]
     )
     assert md.stdout.str().count("scaimind quality gates") == 1
@@ -138,7 +138,9 @@ def test_qa():
     assert props["test_qa"]["scaimind_evaluation_id"] == evaluation_id
 
     text = (pytester.path / "out/release.md").read_text()
-    assert "1/2 passed" in text and "- [x] **custom-big" in text and "- [ ] **custom-qa" in text
+    assert "1 of 2 passed (1 failed)" in text
+    assert "- [x] `test_release.py::test_big` on `custom-big" in text
+    assert "- [ ] `test_release.py::test_qa` on `custom-qa" in text
     for fact in (
         gate_project.job_id,
         gate_project.model_uri,
@@ -147,7 +149,8 @@ def test_qa():
     ):
         assert fact in text
     data = json.loads((pytester.path / "out/release.json").read_text())
-    assert data["evaluation_ids"] == [evaluation_id] and data["passed"] == 1
+    assert [e["evaluation_id"] for e in data["evaluations"]] == [evaluation_id]
+    assert data["summary"]["passed"] == 1
     assert {g["verdict"] for g in data["gates"]} == {"pass", "fail"}
     assert summary.read_text().count("## Model release gates") == 2
 
