@@ -272,7 +272,7 @@ class Evaluations:
             return f"invalid evaluation request (check pytest_scaimind_modify_request hooks): {exc}"
         if isinstance(exc, APIStatusError):  # the server's reason first: CI summaries cut lines
             via = f"{exc.method} {exc.url}" if exc.method and exc.url else self.host
-            return f"coordinator answered HTTP {exc.status_code}: {exc.message} ({via}{where})"
+            return f"HTTP {exc.status_code}: {exc.message} (coordinator {via}{where})"
         return f"coordinator error at {self.host}{where}: {exc}"
 
 

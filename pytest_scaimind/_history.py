@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,17 +64,14 @@ class History:
         return found
 
     def find(self, ref: str) -> dict[str, Any] | None:
-        """The entry `ref` names: an index (-1 is the latest) or a run id (or a unique prefix of one).
+        """The entry `ref` names: -N (-1 is the latest) or a run id (or a unique prefix of one).
 
         None when `ref` looks like neither (it may be an evaluation or job id); HistoryError when
         it is an index or a prefix the history cannot satisfy.
         """
         entries = self.entries()
         where = self.path if self.path is not None else "(history off: --scaimind-history=none)"
-        try:
-            index = int(ref)
-        except ValueError:
-            index = None
+        index = int(ref) if re.fullmatch(r"-\d+", ref) else None
         if index is not None:
             try:
                 return entries[index]

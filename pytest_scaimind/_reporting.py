@@ -25,6 +25,7 @@ from pytest_scaimind._record import GateRecord
 
 if TYPE_CHECKING:
     from pytest_scaimind._session import ScaimindSession
+    from scaimind_nb import Benchmark, Evaluation
     from scaimind_nb.stats import ItemOutcomes
 
 _SAFE_RUN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -50,6 +51,7 @@ class Reporter:
         """Outputs that could not be written (shown in the terminal summary)."""
         self._outcomes: dict[str, str] = {}
         self._items: dict[tuple[str, str], ItemOutcomes | None] = {}
+        self._batches: list[Any] | None = None
         self.reference: dict[str, Any] | None = None
         """The history entry --scaimind-compare names (None: an evaluation or job id, or none)."""
         if options.compare and not session.is_worker:
@@ -279,11 +281,13 @@ class Reporter:
         return lambda record: self._then_live(entry, record)
 
     def _then_live(self, entry: dict[str, Any], record: GateRecord) -> Then:
+        """The reference value from a live evaluation or job (a job's evaluation of the same
+        batch of specs this session planned, else of the spec alone)."""
         from scaimind_nb import Benchmark, ScaimindError
 
         spec = Benchmark.coerce(record.spec)
         try:
-            evaluation = self.session.live_evaluation(entry, spec)
+            evaluation = self._live(entry, spec)
             result = evaluation.result(spec.name)
             metric = result.metric_name(record.metric)
             value = result.value(metric)
@@ -296,6 +300,25 @@ class Reporter:
             is_proportion(result, metric),
             evaluation.evaluation_id,
         )
+
+    def _live(self, entry: dict[str, Any], spec: Benchmark) -> Evaluation:
+        """A job's evaluation holding `spec`: evaluations match whole batches, so try the batch
+        this session's gates put `spec` in first (the same suite batches the same way)."""
+        from pytest_scaimind._evaluations import plan_batches
+        from scaimind_nb import Benchmark
+
+        session = self.session
+        if "job_id" not in entry:
+            return session.live_evaluation(entry, [spec])
+        if self._batches is None:
+            self._batches = plan_batches([Benchmark.coerce(r.spec) for r in session.records])
+        batch = next((b.specs for b in self._batches if b.holds(spec)), [spec])
+        try:
+            return session.live_evaluation(entry, batch)
+        except LookupError:
+            if len(batch) == 1:
+                raise
+            return session.live_evaluation(entry, [spec])
 
     def _then_baseline(self, record: GateRecord) -> Then | None:
         from pytest_scaimind._baseline import is_live, stored_value

@@ -380,11 +380,11 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
         """The result of the gate's spec in the evaluation or job a live baseline names."""
-        return self.live_evaluation(entry, gate.spec).result(gate.spec.name)
+        return self.live_evaluation(entry, [gate.spec]).result(gate.spec.name)
 
-    def live_evaluation(self, entry: dict[str, Any], spec: Benchmark) -> Evaluation:
+    def live_evaluation(self, entry: dict[str, Any], specs: list[Benchmark]) -> Evaluation:
         """The evaluation a live reference names: `{evaluation_id}`, or `{job_id}`'s newest
-        COMPLETED one of `spec` in the reuse window (LookupError when there is none)."""
+        COMPLETED one of exactly `specs` in the reuse window (LookupError when there is none)."""
         from scaimind_nb import Status, find_evaluation
 
         if "evaluation_id" in entry:
@@ -394,14 +394,14 @@ class ScaimindSession:
             evaluation: Evaluation = self._live[evaluation_id]
             return evaluation
         job_id = entry["job_id"]
-        cache_key = (job_id, spec.key())
+        cache_key = (job_id, tuple(sorted(s.key() for s in specs)))
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
             self._live[cache_key] = find_evaluation(
                 self.client,
                 job_id,
                 model_uri,
-                [spec],
+                specs,
                 entry.get("checkpoint_id", ""),
                 since=datetime.now(UTC) - timedelta(hours=self.options.reuse_window),
                 statuses=(Status.COMPLETED,),
@@ -409,7 +409,8 @@ class ScaimindSession:
         found: Evaluation | None = self._live[cache_key]
         if found is None:
             raise LookupError(
-                f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window"
+                f"no COMPLETED evaluation of job {job_id} with "
+                f"{'this spec' if len(specs) == 1 else 'these specs'} in the reuse window"
             )
         return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -21,10 +22,14 @@ def test_plain_{i}():
         for i in range(4)
     )
     pytester.makepyfile(test_many="from pytest_scaimind import assert_benchmark\n" + tests)
+    from pytest_scaimind._evaluations import handoff_dir
+
+    run = uuid.uuid4().hex
     result = pytester.runpytest_subprocess(
-        *gate_project.args("-n", "2", "--scaimind-report=release.json")
+        *gate_project.args("-n", "2", f"--testrunuid={run}", "--scaimind-report=release.json")
     )
     result.assert_outcomes(passed=8)
+    assert not handoff_dir(run).exists()  # the controller removed the workers' hand-off folder
     assert gate_project.submissions() == 1
     out = result.stdout.str()
     assert out.count("scaimind quality gates") == 1
