@@ -124,6 +124,8 @@ class Run:
     comparison: Comparison | None = None
     history: str | None = None
     """The history file this run is appended to (None: no history)."""
+    interrupted: bool = False
+    """The session was interrupted (Ctrl-C): its gates are not all there."""
 
     def __post_init__(self) -> None:
         # collection order; the records of one test keep the order they were judged in
@@ -192,6 +194,7 @@ class Run:
             "baseline": self.baseline,
             "provenance": self.provenance,
             "history": self.history,
+            "interrupted": self.interrupted,
             "comparison": self.comparison.to_json() if self.comparison else None,
             "gates": [self._gate_json(r) for r in self.records],
         }
@@ -506,7 +509,8 @@ def markdown(run: Run) -> str:
     tally = _tally(counts, ("failed", "errors", "skipped", "inconclusive"))
     lines = [
         f"## Model release gates: {counts['passed']} of {counts['gates']} passed"
-        + (f" ({tally})" if tally else ""),
+        + (f" ({tally})" if tally else "")
+        + (" — SESSION INTERRUPTED, gates missing" if run.interrupted else ""),
         "",
         f"Job {_code(run.job_id or '-')}, model {_code(run.model_uri or 'unknown')}, "
         f"checkpoint {_code(run.checkpoint_id) if run.checkpoint_id else 'final'}, "

@@ -109,7 +109,7 @@ class Reporter:
             "local", f"local (embedded, db {db}, drive {drive})", None, {"db": db, "drive": drive}
         )
 
-    def finish(self) -> _report.Run:
+    def finish(self, interrupted: bool = False) -> _report.Run:
         """The session's Run (records in collection order), compared where asked."""
         from pytest_scaimind import _provenance
         from pytest_scaimind._baseline import FORMAT as BASELINE_FORMAT
@@ -135,7 +135,8 @@ class Reporter:
                 "versions": _provenance.versions(),
                 "platform": _provenance.platform_name(),
             },
-            history=self.display_path(self.history.path),
+            history=None if interrupted else self.display_path(self.history.path),
+            interrupted=interrupted,
         )
         self.run.comparison = self._comparison(self.run.records)
         return self.run
@@ -146,7 +147,7 @@ class Reporter:
         targets: list[tuple[str, Any]] = []
         if options.report:
             targets.append((f"report {options.report}", lambda: _report.write(options.report, run)))
-        if self.history.path is not None:
+        if run.history is not None:  # an interrupted session's gates are incomplete: no entry
             targets.append(
                 (f"history {self.history.path}", lambda: self.history.append(run.to_json()))
             )
@@ -177,6 +178,8 @@ class Reporter:
             outputs.append(f"report written: {self.display_path(options.report)}")
         if run.history:
             outputs.append(f"history: {run.history} (run {run.run_id})")
+        elif run.interrupted and self.history.path is not None:
+            outputs.append("history: not appended, the session was interrupted")
         lines += outputs + self.problems
         if run.comparison is not None:
             lines += ["", f"compared with {run.comparison.reference.get('label', '')}"]

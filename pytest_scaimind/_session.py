@@ -184,13 +184,13 @@ class ScaimindSession:
                 record.outcome = outcome
                 self.records.append(record)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
         self.reports.remove_handoff_dir()
         if not self.records:
             return
-        run = self.reports.finish()
+        run = self.reports.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if self.options.update_baseline:
             self.baseline.bless(
                 run.records,

@@ -205,3 +205,28 @@ def test_compare_with_nothing_known_says_so_and_changes_no_verdict(gate_project)
     missing = gate_project.run("--scaimind-compare=-3")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stderr.fnmatch_lines(["*--scaimind-compare=-3: the history * holds 1 session(s)*"])
+
+
+def test_an_interrupted_session_is_marked_and_not_appended(gate_project):
+    gate_project.pytester.makepyfile(
+        test_stop=f'''
+from pytest_scaimind import assert_benchmark
+
+def test_big():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
+
+def test_ctrl_c():
+    raise KeyboardInterrupt
+
+def test_qa():
+    assert_benchmark("custom-qa", dataset="{gate_project.qa}", min_score=0.7)
+'''
+    )
+    result = gate_project.pytester.runpytest(
+        *gate_project.args("--scaimind-report=release.md"), no_reraise_ctrlc=True
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["history: not appended, the session was interrupted"])
+    assert not (gate_project.pytester.path / ".scaimind" / "history.jsonl").exists()
+    text = (gate_project.pytester.path / "release.md").read_text()
+    assert text.startswith("## Model release gates: 1 of 1 passed — SESSION INTERRUPTED")

@@ -284,3 +284,29 @@ def test_snapshot_of_the_checklist_and_the_80_column_summary(gate_project, monke
     _check_snapshot("summary-80.txt", _normalise(summary, gate_project))
     checklist = (gate_project.pytester.path / "release.md").read_text()
     _check_snapshot("checklist.md", _normalise(checklist, gate_project))
+
+
+def test_the_report_names_the_git_commit_of_the_suite(gate_project):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    root = gate_project.pytester.path
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    _release_suite(gate_project)
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=ci@example.com", "-c", "user.name=ci", "add", "test_release.py")
+    git("-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-q", "-m", "gates")
+    head = git("rev-parse", "HEAD")
+    gate_project.run("--scaimind-report=release.json")
+    data = json.loads((root / "release.json").read_text())
+    assert data["provenance"]["git"] == {"commit": head, "branch": "main", "dirty": False}
+    (root / "test_release.py").write_text((root / "test_release.py").read_text() + "\n# edit\n")
+    gate_project.run("--scaimind-report=release.md")
+    assert f"- git: `{head}` on `main`, dirty" in (root / "release.md").read_text()
