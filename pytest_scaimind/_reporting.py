@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +98,7 @@ class Reporter:
         """The coordinator by its configured host: a URL, or the embedded one with its db and drive."""
         session = self.session
         if session.options.host != "local":
-            host = session.host
+            host = without_credentials(session.host)
             url = host if host.startswith(("http://", "https://")) else None
             return _report.Coordinator(host, host, url)
         local = session._local
@@ -366,3 +367,12 @@ class Reporter:
 def _append(path: str, run: _report.Run) -> None:
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(_report.markdown(run))
+
+
+def without_credentials(url: str) -> str:
+    """`url` without a `user:password@` part, a query or a fragment: reports travel."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

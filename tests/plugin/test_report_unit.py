@@ -447,3 +447,18 @@ def test_comparison_change_follows_the_interval(then, change):
         lambda e, b: None,
     )
     assert row.change == change
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("https://ci:s3cret@scaigrid.example/api", "https://scaigrid.example/api"),
+        ("https://scaigrid.example?token=abc#x", "https://scaigrid.example"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("(SCAIGRID_HOST unset)", "(SCAIGRID_HOST unset)"),
+    ],
+)
+def test_reports_name_a_host_without_its_credentials(host, shown):
+    from pytest_scaimind._reporting import without_credentials
+
+    assert without_credentials(host) == shown
