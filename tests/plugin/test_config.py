@@ -39,10 +39,13 @@ def test_ini_paths_resolve_against_the_ini_file_not_the_working_directory(pytest
 def test_collect_only_starts_no_coordinator(pytester, example):
     ini = example / "pytest.ini"
     ini.write_text(ini.read_text() + "scaimind_local_db = state/coordinator.sqlite\n")
-    result = pytester.runpytest("gates", "--scaimind-job=job_demo", "--collect-only", "-q")
+    result = pytester.runpytest(
+        "gates", "--scaimind-job=job_demo", "--collect-only", "-q", "--scaimind-report=r.md"
+    )
     assert result.ret == pytest.ExitCode.OK
     assert not (example / "state").exists()
     assert not (example / ".pytest_cache" / "d" / "scaimind-local").exists()
+    assert not (pytester.path / "r.md").exists() and not (example / ".scaimind").exists()
     assert "scaimind quality gates" not in result.stdout.str()
 
 
@@ -114,6 +117,7 @@ def test_a_bad_environment_variable_breaks_only_gate_sessions(pytester, monkeypa
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     pytester.runpytest().assert_outcomes(passed=1)  # the plugin is inactive: nothing is read
     assert pytester.runpytest("--help").ret == pytest.ExitCode.OK
+    assert not (pytester.path / ".scaimind").exists()  # and nothing is written
     monkeypatch.setenv("SCAIMIND_JOB", "job_x")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -140,3 +144,56 @@ def test_history_none_and_paths_from_the_command_line(pytester, example):
     result.assert_outcomes(passed=6)
     assert not (example / ".scaimind").exists()
     assert (pytester.path / "r.json").exists()
+
+
+def test_the_checklist_command_serves_an_embedded_sessions_evaluations_again(pytester, example):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import scaimind_nb
+
+    result = pytester.runpytest("gates", "--scaimind-job=job_demo", "--scaimind-report=r.json")
+    result.assert_outcomes(passed=6)
+    data = json.loads((pytester.path / "r.json").read_text())
+    db = data["coordinator"]["embedded"]["db"]
+    [evaluation] = data["evaluations"]
+    key = "sk-test-serve-again"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scaimind_local",
+            "serve",
+            "--db",
+            db,
+            "--port",
+            "0",
+            "--api-key",
+            key,
+        ],
+        cwd=example,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        for line in proc.stdout:  # the server prints its URL once it listens
+            if line.startswith("export SCAIGRID_HOST="):
+                url = line.split("=", 1)[1].strip()
+                break
+        assert url is not None
+        with scaimind_nb.Client(url, key) as client:
+            assert client.get(evaluation["evaluation_id"]).status is scaimind_nb.Status.COMPLETED
+            samples = list(client.samples(evaluation["evaluation_id"]))
+        assert len(samples) == 30  # 10 support questions and 20 sums
+        assert evaluation["links"]["samples"].endswith(
+            f"/evaluations/{evaluation['evaluation_id']}/samples"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
