@@ -197,3 +197,23 @@ def test_the_checklist_command_serves_an_embedded_sessions_evaluations_again(pyt
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_the_readme_shows_the_checklist_the_example_suite_writes(pytester, example):
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Reports") :]
+    shown = section.split("````markdown\n", 1)[1].split("\n````", 1)[0] + "\n"
+    pytester.runpytest("gates", "--scaimind-job=job_demo", "--scaimind-report=release.md")
+    written = (pytester.path / "release.md").read_text()
+
+    def normalise(text: str) -> str:
+        text = re.sub(r"eval_[0-9a-f]{24}", "eval_<id>", text)
+        text = re.sub(r"\d{8}T\d{6}Z-[0-9a-f]{6}", "<run>", text)
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<time>", text)
+        for fact in ("git", "versions", "platform"):
+            text = re.sub(rf"^- {fact}: .*$", f"- {fact}: <{fact}>", text, flags=re.M)
+        return text
+
+    assert normalise(shown) == normalise(written)
