@@ -74,6 +74,8 @@ class Coordinator:
     """Base of links; None for the embedded coordinator, whose port ends with the session."""
     embedded: dict[str, str] | None = None
     """`{db, drive}` of the embedded coordinator."""
+    temporary: bool = False
+    """The embedded coordinator's database was removed with the session (no cache provider)."""
 
     def links(self, evaluation_id: str) -> dict[str, str]:
         """The evaluation's record and samples routes: full URLs, or paths on the embedded one."""
@@ -577,7 +579,9 @@ def _evaluation_lines(run: Run) -> list[str]:
         else:
             where = f"[record]({links['record']}), [samples]({links['samples']})"
         lines.append(f"- e{i}: {_code(e['evaluation_id'])}{tag}: {where}")
-    if embedded and run.coordinator.embedded:
+    if embedded and run.coordinator.embedded and run.coordinator.temporary:
+        lines += ["", "The embedded coordinator and its temporary database ended with the session."]
+    elif embedded and run.coordinator.embedded:
         db = run.coordinator.embedded.get("db", "")
         lines += [
             "",

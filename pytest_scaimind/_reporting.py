@@ -106,8 +106,14 @@ class Reporter:
             return _report.Coordinator("local", "local (embedded)")
         db = self.display_path(local.db_path) or ""
         drive = self.display_path(local.drive_root) or ""
+        temporary = session.local_is_temporary
+        kind = "embedded, temporary" if temporary else "embedded"
         return _report.Coordinator(
-            "local", f"local (embedded, db {db}, drive {drive})", None, {"db": db, "drive": drive}
+            "local",
+            f"local ({kind}, db {db}, drive {drive})",
+            None,
+            {"db": db, "drive": drive},
+            temporary,
         )
 
     def finish(self, interrupted: bool = False) -> _report.Run:

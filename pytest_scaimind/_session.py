@@ -48,6 +48,8 @@ class ScaimindSession:
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
         self._order: dict[str, int] = {}
+        self.local_is_temporary = False
+        """The embedded coordinator's database goes with the session (no cache provider)."""
         self.reports = Reporter(self)
 
     # -- the coordinator -------------------------------------------------------------------
@@ -82,6 +84,7 @@ class ScaimindSession:
             base = Path(
                 self._exit.enter_context(tempfile.TemporaryDirectory(prefix="scaimind-local-"))
             )
+            self.local_is_temporary = self.options.local_db is None
         self._local = self._exit.enter_context(
             LocalCoordinator(
                 db_path=self.options.local_db or base / "coordinator.sqlite",

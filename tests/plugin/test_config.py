@@ -217,3 +217,14 @@ def test_the_readme_shows_the_checklist_the_example_suite_writes(pytester, examp
         return text
 
     assert normalise(shown) == normalise(written)
+
+
+def test_without_the_cache_provider_the_embedded_database_is_said_to_be_gone(pytester, example):
+    result = pytester.runpytest(
+        "gates", "--scaimind-job=job_demo", "-p", "no:cacheprovider", "--scaimind-report=r.md"
+    )
+    result.assert_outcomes(passed=6)
+    text = (pytester.path / "r.md").read_text()
+    assert "coordinator: local (embedded, temporary, db " in text
+    assert "its temporary database ended with the session" in text
+    assert "scaimind-local serve --db" not in text

@@ -65,21 +65,19 @@ def _baseline(project, big: float = 0.97, qa: float = 0.75) -> Path:
     return path
 
 
+def _release_run(project, *extra: str) -> pytest.RunResult:
+    """The release suite against a stored baseline, inconclusive gates let through."""
+    baseline = project.pytester.path / "baseline.json"
+    result = project.run(f"--scaimind-baseline={baseline}", "--scaimind-inconclusive=pass", *extra)
+    result.assert_outcomes(passed=6, failed=1)
+    return result
+
+
 def test_checklist_and_json_of_a_real_session(gate_project):
     _release_suite(gate_project)
-    baseline = _baseline(gate_project)
-    result = gate_project.run(
-        f"--scaimind-baseline={baseline}",
-        "--scaimind-inconclusive=pass",
-        "--scaimind-report=release.md",
-        "--junitxml=junit.xml",
-    )
-    result.assert_outcomes(passed=6, failed=1)
-    gate_project.run(
-        f"--scaimind-baseline={baseline}",
-        "--scaimind-inconclusive=pass",
-        "--scaimind-report=release.json",
-    ).assert_outcomes(passed=6, failed=1)
+    _baseline(gate_project)
+    _release_run(gate_project, "--scaimind-report=release.md", "--junitxml=junit.xml")
+    _release_run(gate_project, "--scaimind-report=release.json")
     [evaluation_id] = gate_project.evaluation_ids()
     text = (gate_project.pytester.path / "release.md").read_text()
 
@@ -141,51 +139,46 @@ def test_checklist_and_json_of_a_real_session(gate_project):
     assert props["test_big_passes"]["scaimind_evaluation_id"] == evaluation_id
 
 
-def test_errored_gates_keep_their_evaluation_id_everywhere(gate_project, unique):
-    broken = gate_project.model(f"org/models/broken-{unique}", fail="GPU fell off the bus")
-    gate_project.coordinator.register_job(gate_project.job_id, broken)
+@pytest.mark.parametrize(
+    ("model", "args"),
+    [({"fail": "GPU fell off the bus"}, []), ({"delay": 0.2}, ["--scaimind-timeout=0.2"])],
+    ids=["failed", "timed-out"],
+)
+def test_errored_gates_keep_their_evaluation_id_everywhere(gate_project, unique, model, args):
+    import scaimind_nb
+
+    used = gate_project.model(f"org/models/errored-{unique}", **model)
+    gate_project.coordinator.register_job(gate_project.job_id, used)
     gate_project.pytester.makepyfile(
-        test_broken=f'''
+        test_errored=f'''
 from pytest_scaimind import assert_benchmark
 
 def test_big():
     assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
 '''
     )
-    result = gate_project.run("--junitxml=junit.xml", "--scaimind-report=release.json")
+    result = gate_project.run(
+        *args, "--junitxml=junit.xml", "--scaimind-report=release.json", "--scaimind-reuse=never"
+    )
     result.assert_outcomes(errors=1)
     [evaluation_id] = gate_project.evaluation_ids()
     data = json.loads((gate_project.pytester.path / "release.json").read_text())
     [gate] = data["gates"]
-    assert gate["evaluation_id"] == evaluation_id and gate["status"] == "error"
-    assert gate["outcome"] == "error"
-    assert data["model"]["uri"] == broken  # the job's model, not None
+    assert gate["evaluation_id"] == evaluation_id
+    assert gate["status"] == "error" and gate["outcome"] == "error"
+    assert data["model"]["uri"] == used  # the job's model, not None
     [case] = ET.parse(gate_project.pytester.path / "junit.xml").getroot().iter("testcase")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["scaimind_evaluation_id"] == evaluation_id
     result.stdout.fnmatch_lines([f"evaluation {evaluation_id}*"])
-    gate_project.run("--scaimind-report=release.md")
+    gate_project.run(*args, "--scaimind-report=release.md", "--scaimind-reuse=never")
     text = (gate_project.pytester.path / "release.md").read_text()
-    assert f"model `{broken}`" in text
-    assert f"e1: `{evaluation_id}`" in text or f"e1: `{gate_project.evaluation_ids()[-1]}`" in text
-
-
-def test_timed_out_gates_keep_their_evaluation_id(gate_project, unique):
-    slow = gate_project.model(f"org/models/slow-{unique}", delay=0.2)
-    gate_project.coordinator.register_job(gate_project.job_id, slow)
-    gate_project.pytester.makepyfile(
-        test_slow=f'''
-from pytest_scaimind import assert_benchmark
-
-def test_big():
-    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
-'''
-    )
-    result = gate_project.run("--scaimind-timeout=0.2", "--scaimind-report=release.json")
-    result.assert_outcomes(errors=1)
-    [evaluation_id] = gate_project.evaluation_ids()
-    [gate] = json.loads((gate_project.pytester.path / "release.json").read_text())["gates"]
-    assert gate["evaluation_id"] == evaluation_id
+    assert f"model `{used}`" in text
+    assert f"e1: `{gate_project.evaluation_ids()[-1]}`" in text
+    with scaimind_nb.Client(gate_project.coordinator.url) as client:  # free the shared workers
+        for left in gate_project.evaluation_ids():
+            if not client.get(left).is_terminal:
+                client.cancel(left)
 
 
 def test_a_gate_pytest_failed_later_is_not_checked(gate_project):
@@ -269,14 +262,8 @@ def _check_snapshot(name: str, text: str) -> None:
 def test_snapshot_of_the_checklist_and_the_80_column_summary(gate_project, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     _release_suite(gate_project)
-    baseline = _baseline(gate_project)
-    result = gate_project.run(
-        f"--scaimind-baseline={baseline}",
-        "--scaimind-inconclusive=pass",
-        "--scaimind-report=release.md",
-    )
-    result.assert_outcomes(passed=6, failed=1)
-    lines = result.outlines
+    _baseline(gate_project)
+    lines = _release_run(gate_project, "--scaimind-report=release.md").outlines
     start = next(i for i, line in enumerate(lines) if "scaimind quality gates" in line)
     end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("====="))
     summary = "\n".join(lines[start:end]) + "\n"
