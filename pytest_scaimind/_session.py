@@ -388,7 +388,7 @@ class ScaimindSession:
     def live_evaluation(self, entry: dict[str, Any], specs: list[Benchmark]) -> Evaluation:
         """The evaluation a live reference names: `{evaluation_id}`, or `{job_id}`'s newest
         COMPLETED one of exactly `specs` in the reuse window (LookupError when there is none)."""
-        from scaimind_nb import Status, find_evaluation
+        from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
@@ -400,8 +400,7 @@ class ScaimindSession:
         cache_key = (job_id, tuple(sorted(s.key() for s in specs)))
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
-            self._live[cache_key] = find_evaluation(
-                self.client,
+            self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
                 specs,

@@ -199,14 +199,14 @@ def test_the_checklist_command_serves_an_embedded_sessions_evaluations_again(pyt
         proc.wait(30)
 
 
-def test_the_readme_shows_the_checklist_the_example_suite_writes(pytester, example):
+def test_the_docs_show_the_checklist_the_example_suite_writes(pytester, example):
     import re
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Reports") :]
-    shown = section.split("````markdown\n", 1)[1].split("\n````", 1)[0] + "\n"
-    pytester.runpytest("gates", "--scaimind-job=job_demo", "--scaimind-report=release.md")
-    written = (pytester.path / "release.md").read_text()
+    root = Path(__file__).parents[2]
+
+    def shown(path: Path, after: str) -> str:
+        text = path.read_text()
+        return text[text.index(after) :].split("````markdown\n", 1)[1].split("\n````", 1)[0]
 
     def normalise(text: str) -> str:
         text = re.sub(r"eval_[0-9a-f]{24}", "eval_<id>", text)
@@ -214,9 +214,13 @@ def test_the_readme_shows_the_checklist_the_example_suite_writes(pytester, examp
         text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<time>", text)
         for fact in ("git", "versions", "platform"):
             text = re.sub(rf"^- {fact}: .*$", f"- {fact}: <{fact}>", text, flags=re.M)
-        return text
+        return text.rstrip("\n")
 
-    assert normalise(shown) == normalise(written)
+    pytester.runpytest("gates", "--scaimind-job=job_demo", "--scaimind-report=release.md")
+    written = normalise((pytester.path / "release.md").read_text())
+    assert normalise(shown(root / "docs" / "pytest.md", "### Reports")) == written
+    excerpt = normalise(shown(root / "README.md", "release checklist of the example suite"))
+    assert written.startswith(excerpt) and "- [x] `test_release.py::" in excerpt
 
 
 def test_without_the_cache_provider_the_embedded_database_is_said_to_be_gone(pytester, example):

@@ -7,8 +7,7 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from pytest_scaimind import _report, _table
 from pytest_scaimind._compare import Comparison, Row, Then, compare
