@@ -498,8 +498,7 @@ def _outcome_line(record: GateRecord) -> str:
     text = f"{word} {', '.join(figures)}" if figures else word
     if record.action is Action.ERROR or (record.threshold is None and record.criteria):
         text += f": {_text(record.message)}"
-    disagreement = status(record)
-    if record.action is Action.PASS and disagreement != "passed":
+    if record.action is Action.PASS and status(record) != "passed":
         text += f"; but pytest reports the test {record.outcome}"
     return text
 
