@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from scaimind_local._store import Store, dump_json, render_evaluation
+from scaimind_local._render import dump_json, render_evaluation
+from scaimind_local._store import Store
 
 SPEC = [{"name": "custom-qa", "dataset": "scaidrive://org/eval/qa.jsonl", "num_samples": 5}]
 RESULT = {
