@@ -54,6 +54,7 @@ from ._errors import (
     UnprocessableEntity,
 )
 from ._http import Limits
+from ._json import load_json
 from ._openapi import (
     BENCHMARK,
     IDEMPOTENCY_HEADERS,
@@ -80,7 +81,6 @@ MAX_DEPTH = 32
 MAX_INT64 = (1 << 63) - 1
 _KEY_PATTERN = re.compile(r"[!-~]{1,255}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: str.isdigit() accepts "²"
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class JSON(Response):
@@ -110,43 +110,8 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 
 def parse_json(raw: bytes | str, what: str) -> Any:
-    """JSON text as a value of at most MAX_DEPTH levels whose strings are valid Unicode."""
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except ValueError:  # an integer of more than 4300 digits
-        raise BadRequest(f"{what} holds a number too long to read") from None
-    _check_json(value, what)
-    return value
-
-
-def _check_json(value: Any, what: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and strings with lone surrogates (`"\\ud800"`),
-    which UTF-8 cannot encode: SQLite, the fingerprint and every reader would fail on them."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                raise BadRequest(
-                    f"{what} holds a string with a lone surrogate ({item[:40]!a}): "
-                    "send valid Unicode"
-                )
-            continue
-        if not isinstance(item, dict | list):
-            continue
-        if depth >= MAX_DEPTH:
-            raise BadRequest(f"{what} is nested more than {MAX_DEPTH} levels deep")
-        if isinstance(item, dict):
-            stack.extend((k, depth + 1) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
-        else:
-            stack.extend((v, depth + 1) for v in item)
+    """JSON of a request: at most MAX_DEPTH levels deep, every string valid Unicode."""
+    return load_json(raw, what, max_depth=MAX_DEPTH)
 
 
 def parse_int(value: Any, what: str, low: int, high: int = MAX_INT64, hint: str = "") -> int:

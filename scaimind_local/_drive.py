@@ -37,6 +37,11 @@ _KINDS = {
 }
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for a message, cut to `limit` characters (a URI can be 12 KiB long)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
 def _kind(mode: int) -> str | None:
     """None for a regular file or a folder, else what the entry is ("a FIFO", ...)."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
@@ -44,36 +49,41 @@ def _kind(mode: int) -> str | None:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-def regular_file(path: Path, shown: str) -> os.stat_result:
-    """`stat` of a regular file (never opened), or InvalidBenchmark naming `shown` and why."""
+def regular_file(path: Path, what: str) -> os.stat_result:
+    """`stat` of a regular file (never opened), or InvalidBenchmark naming `what` and why."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise InvalidBenchmark(f"{shown!r} does not exist on this coordinator") from None
+        raise InvalidBenchmark(f"{shown(what)} does not exist on this coordinator") from None
     except OSError as exc:
-        raise InvalidBenchmark(f"{shown!r} cannot be read: {exc.strerror}") from None
+        raise InvalidBenchmark(f"{shown(what)} cannot be read: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else _kind(st.st_mode)
-        raise InvalidBenchmark(f"{shown!r} is {kind}, not a regular file: refused")
+        raise InvalidBenchmark(f"{shown(what)} is {kind}, not a regular file: refused")
     return st
 
 
-def open_regular(path: Path, shown: str) -> IO[bytes]:
-    """Open a regular file for reading; a FIFO, device or socket is refused without blocking.
+def open_regular(
+    path: Path, what: str, *, encoding: str | None = None, newline: str | None = None
+) -> IO[Any]:
+    """Open a regular file for reading (binary, or text with `encoding`); a FIFO, device or
+    socket is refused, as InvalidBenchmark naming `what`, without blocking.
 
     `stat` refuses them before any open (opening a device can act on it); the open itself uses
     O_NONBLOCK and is checked again with `fstat`, so an entry swapped in between cannot block
     the reader either. O_NONBLOCK has no effect on reads of a regular file.
     """
-    regular_file(path, shown)
+    regular_file(path, what)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise InvalidBenchmark(f"{shown!r} cannot be read: {exc.strerror}") from None
+        raise InvalidBenchmark(f"{shown(what)} cannot be read: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise InvalidBenchmark(f"{shown!r} changed into something that is not a regular file")
-    return os.fdopen(fd, "rb")
+        raise InvalidBenchmark(f"{shown(what)} changed into something that is not a regular file")
+    if encoding is None:
+        return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "r", encoding=encoding, newline=newline)
 
 
 def _check_text(uri: str, path: str | None = None) -> None:
@@ -84,19 +94,19 @@ def _check_text(uri: str, path: str | None = None) -> None:
     """
     text = uri if path is None else path
     if "\x00" in text:
-        raise InvalidBenchmark(f"{uri[:80]!r} contains a NUL byte (or %00): refused")
+        raise InvalidBenchmark(f"{shown(uri)} contains a NUL byte (or %00): refused")
     try:
         encoded = text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidBenchmark(f"{uri[:80]!a} is not valid Unicode (a lone surrogate?)") from None
     limit = PATH_MAX if path is not None else 3 * PATH_MAX  # %xx takes three bytes a byte
     if len(encoded) > limit:
-        raise InvalidBenchmark(f"{uri[:60]!r}… is longer than {limit} bytes: refused")
+        raise InvalidBenchmark(f"{shown(uri)} is longer than {limit} bytes: refused")
     if path is not None and any(
         len(part) > NAME_MAX for part in encoded.replace(b"\\", b"/").split(b"/")
     ):
         raise InvalidBenchmark(
-            f"{uri[:60]!r}… has a path component longer than {NAME_MAX} bytes: refused"
+            f"{shown(uri)} has a path component longer than {NAME_MAX} bytes: refused"
         )
 
 
@@ -139,11 +149,11 @@ class Drive:
         elif "://" in uri and not uri.startswith("file://"):
             scheme = uri.split("://", 1)[0]
             raise InvalidBenchmark(
-                f"unsupported URI scheme {scheme[:20]!r} in {uri[:80]!r}: use scaidrive://org/path"
+                f"unsupported URI scheme {scheme[:20]!r} in {shown(uri)}: use scaidrive://org/path"
             )
         elif not self.allow_local_paths:
             raise InvalidBenchmark(
-                f"local paths are disabled on this coordinator ({uri[:80]!r}): put the file under "
+                f"local paths are disabled on this coordinator ({shown(uri)}): put the file under "
                 "the drive root and use scaidrive://org/path, or start it with --allow-local-paths"
             )
         else:
@@ -159,11 +169,13 @@ class Drive:
         parts = rest.replace("\\", "/").split("/")
         if rest.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
             raise InvalidBenchmark(
-                f"{uri!r} escapes the drive root: use a relative scaidrive://org/path without '..'"
+                f"{shown(uri)} escapes the drive root: use a relative scaidrive://org/path without '..'"
             )
         path = self._resolved(uri, self.root / rest)
         if not path.is_relative_to(self.root):
-            raise InvalidBenchmark(f"{uri!r} resolves outside the drive root (symlink?): refused")
+            raise InvalidBenchmark(
+                f"{shown(uri)} resolves outside the drive root (symlink?): refused"
+            )
         return path
 
     @staticmethod
@@ -171,9 +183,9 @@ class Drive:
         try:
             return path.resolve()
         except RuntimeError:  # a symlink loop (its message holds the absolute path)
-            raise InvalidBenchmark(f"{uri!r} cannot be resolved: a symlink loop") from None
+            raise InvalidBenchmark(f"{shown(uri)} cannot be resolved: a symlink loop") from None
         except OSError as exc:
-            raise InvalidBenchmark(f"{uri!r} cannot be resolved: {exc.strerror}") from None
+            raise InvalidBenchmark(f"{shown(uri)} cannot be resolved: {exc.strerror}") from None
 
     @staticmethod
     def _check_kind(uri: str, path: Path) -> None:
@@ -182,19 +194,19 @@ class Drive:
         except FileNotFoundError:
             return
         except OSError as exc:  # ELOOP, ENOTDIR, EACCES ...
-            raise InvalidBenchmark(f"{uri!r} cannot be read: {exc.strerror}") from None
+            raise InvalidBenchmark(f"{shown(uri)} cannot be read: {exc.strerror}") from None
         kind = _kind(mode)
         if kind is not None:
-            raise InvalidBenchmark(f"{uri!r} is {kind}, not a regular file or folder: refused")
+            raise InvalidBenchmark(f"{shown(uri)} is {kind}, not a regular file or folder: refused")
 
     def hide(self, text: str) -> str:
         """`text` with the server's absolute paths replaced: the drive root by `scaidrive://`,
         other known folders by `<name>` (`<python>/lib/…`, `<tmp>/…`)."""
         if not self._hidden or "/" not in text:
             return text
-        return self._pattern.sub(self._shown, text)
+        return self._pattern.sub(self._replacement, text)
 
-    def _shown(self, match: re.Match[str]) -> str:
+    def _replacement(self, match: re.Match[str]) -> str:
         found = match.group(0)
         label = self._hidden[found.rstrip("/")]
         return label if label.endswith("/") or not found.endswith("/") else label + "/"

@@ -52,6 +52,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._tail = b""  # the last bytes of the head so far: its end may span two reads
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -62,6 +63,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:  # the answer is out; read and drop the rest until the client closes
+            return
         if self._in_head:  # count the bytes up to the blank line that ends the head
             if self._head_timer is None:
                 self._arm_head_timer()
@@ -105,11 +108,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, f"the request line and headers did not arrive within {timeout:g} s")
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` with the JSON error shape and close the connection."""
+        """Answer `status` in the JSON error shape and close the connection.
+
+        A lingering close, as nginx does: the answer and a FIN go out, what the client still
+        sends is read and dropped until it closes (or `request_timeout` passes). Closing at
+        once would make the kernel reset the connection over the unread bytes, and the
+        client could lose the answer.
+        """
         self._cancel_head_timer()
         self._in_head = False
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refused:
             return
+        self._refused = True
         body = error_body(status, message)
         head = (
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
@@ -118,7 +128,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         self.transport.write(head.encode("ascii") + body)
-        self.transport.close()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.loop.call_later(self.limits.request_timeout, self.transport.close)
 
 
 def protocol_class(limits: Limits) -> type[BoundedHttpToolsProtocol]:

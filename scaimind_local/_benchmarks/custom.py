@@ -13,7 +13,6 @@ benchmark with the reason instead of freezing a worker.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -23,6 +22,7 @@ import regex
 
 from .._backends.base import ModelBackend
 from .._drive import open_regular, regular_file
+from .._json import load_json
 from ._shared import float_param, int_param, mean, mean_stderr
 from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
 
@@ -129,10 +129,7 @@ def read_records(path: Path, uri: str, limit: int | None) -> list[dict[str, Any]
             if not raw.strip():
                 continue
             where = f"{uri} line {number}"
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{where}: invalid JSON ({exc})") from None
+            record = load_json(raw, where, error=InvalidBenchmark)
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
             prompt, reference = _pick(record, PROMPT_FIELDS), _pick(record, REFERENCE_FIELDS)
@@ -161,7 +158,7 @@ class CustomRunner:
             raise InvalidBenchmark(
                 f"benchmark {spec.name!r} needs a dataset: a scaidrive://org/path JSONL file"
             )
-        size = regular_file(ctx.resolve_path(spec.dataset), f"dataset {spec.dataset}").st_size
+        size = regular_file(ctx.resolve_path(spec.dataset), spec.dataset).st_size
         limit = int(ctx.settings.get("custom_max_bytes") or DEFAULT_MAX_DATASET)
         if size > limit:
             raise InvalidBenchmark(

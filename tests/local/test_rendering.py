@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scaimind_local._drive import Drive
 from scaimind_local._render import dump_json, render_evaluation
 from scaimind_local._store import Store
 
@@ -137,6 +138,30 @@ def test_a_file_without_renderings_is_rendered_on_open(tmp_path: Path) -> None:
         assert stored(reopened, eval_id) == expected
     finally:
         reopened.close()
+
+
+def test_stored_records_show_drive_uris_not_server_paths(tmp_path: Path) -> None:
+    """What runners and errors write (mmlu's `extra.dataset`, a failure message) is cleaned."""
+    drive = Drive(tmp_path / "drive", private={"db": tmp_path})
+    s = Store(tmp_path / "paths.sqlite", hide=drive.hide_all)
+    try:
+        eval_id = _running(s)
+        extra = {"spec_index": 0, "dataset": f"{drive.root}/org/mmlu", "n": 3}
+        progress = [{"benchmark": "custom-qa", "completed": 5, "total": 5}]
+        s.add_result(eval_id, [{**RESULT, "extra": extra}], progress, 0, "custom-qa", [])
+        message = f"mmlu: cannot read {drive.root}/org/mmlu/x_test.csv (see {tmp_path}/log)"
+        s.finish(eval_id, "FAILED", {"code": "BENCHMARK_FAILED", "message": message})
+        rendered = s.get_rendered(eval_id)
+        assert rendered is not None and str(tmp_path).encode() not in rendered
+        record = json.loads(rendered)
+        assert record["results"][0]["extra"] == {**extra, "dataset": "scaidrive://org/mmlu"}
+        assert record["error"]["message"] == (
+            "mmlu: cannot read scaidrive://org/mmlu/x_test.csv (see <db>/log)"
+        )
+        row = s.get_evaluation(eval_id)  # the row keeps what was written; only output is cleaned
+        assert row is not None and row["error"]["message"] == message
+    finally:
+        s.close()
 
 
 def test_get_serves_the_stored_record_in_its_envelope(scored_setup: Any, api: httpx.Client) -> None:
