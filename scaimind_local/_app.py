@@ -2,22 +2,29 @@
 
 Every route is one row of `ENDPOINTS`; the routes, the OpenAPI description and the
 authentication's public paths are all derived from it, so a new route joins in one line.
-Handlers are plain functions of a `Call` (the service, the path parameters, the parameters
-their row declares, the parsed body) and run in Starlette's thread pool, so file and SQLite
-work never holds the event loop; only work that cannot block (`/healthz`) runs on it.
+Handlers are functions of a `Call` (the service, the path parameters, the parameters their
+row declares, the parsed body). As in Starlette, a plain `def` handler runs in the thread
+pool, so file and SQLite work never holds the event loop; an `async def` handler runs on the
+loop and must not block: `/healthz`, `/openapi.json`, and GET of a record, which awaits its
+read from `RecordReader`'s thread.
 Any request gets a 2xx, or a 4xx as `{"error": {"code", "message"}}`: malformed input is
 refused where it is parsed, with a message that says what is wrong.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import hmac
+import inspect
 import json
+import queue
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,7 +80,7 @@ from ._render import (
     render_sample_page,
 )
 from ._service import Service
-from ._store import KeyInUse
+from ._store import KeyInUse, Store
 
 MAX_BENCHMARKS = 100
 MAX_DEPTH = 32
@@ -203,6 +210,7 @@ class Call:
     """The declared query and header parameters that were sent (headers by declared name)."""
     body: dict[str, Any] | None
     """The parsed JSON object body, for endpoints that declare one."""
+    reader: RecordReader
 
     def page_size(self) -> int:
         return parse_int(self.params.get(PAGE_SIZE.name, "20"), "page_size", 1, 100)
@@ -280,16 +288,13 @@ def submit(call: Call) -> Response:
     return _record(row["rendered"], {"Idempotency-Key": key} if key is not None else None)
 
 
-def _rendered_or_404(call: Call) -> bytes:
+async def get_evaluation(call: Call) -> Response:
+    """The stored rendering, read off the loop by the reader's thread (GET's fast path)."""
     eval_id = call.path["evaluation_id"]
-    rendered = call.service.store.get_rendered(eval_id)
+    rendered = await call.reader.rendered(eval_id)
     if rendered is None:
         raise NotFound(f"evaluation {eval_id!r} not found")
-    return rendered
-
-
-def get_evaluation(call: Call) -> Response:
-    return _record(_rendered_or_404(call))
+    return _record(rendered)
 
 
 def list_evaluations(call: Call) -> JSON:
@@ -350,11 +355,11 @@ def list_benchmarks(call: Call) -> JSON:
     return _data({Field.BENCHMARKS: call.service.registry.names()})
 
 
-def healthz(call: Call) -> JSON:
+async def healthz(call: Call) -> JSON:
     return _data({Field.STATUS: "ok"})
 
 
-def openapi_json(call: Call) -> Response:
+async def openapi_json(call: Call) -> Response:
     return Response(_openapi_bytes(), 200, media_type="application/json")
 
 
@@ -398,13 +403,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The benchmark names this coordinator runs", "Benchmarks",
     ),
     Endpoint(
-        "GET", "/healthz", healthz, "health", "The server is up", "Health",
-        public=True, blocking=False,
+        "GET", "/healthz", healthz, "health", "The server is up", "Health", public=True,
     ),
-    Endpoint(
-        "GET", "/openapi.json", openapi_json, "openapi", "This description", None,
-        blocking=False,
-    ),
+    Endpoint("GET", "/openapi.json", openapi_json, "openapi", "This description", None),
 )  # fmt: skip
 """The route table: every route, method and parameter the coordinator serves."""
 
@@ -448,8 +449,8 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _run(endpoint: Endpoint, service: Service, request: Request, raw: bytes | None) -> Response:
-    """Parse what the endpoint declares and call its handler (in the thread pool if blocking)."""
+def _call(endpoint: Endpoint, request: Request, raw: bytes | None) -> Call:
+    """The handler's argument: only the parameters the endpoint declares, the parsed body."""
     params: dict[str, str] = {}
     for param in endpoint.params:
         source = request.query_params if param.where == "query" else request.headers
@@ -457,23 +458,103 @@ def _run(endpoint: Endpoint, service: Service, request: Request, raw: bytes | No
         if value is not None:
             params[param.name] = value
     body = _parse_body(raw) if raw is not None else None
-    response: Response = endpoint.handler(Call(service, request.path_params, params, body))
+    state = request.app.state
+    return Call(state.service, request.path_params, params, body, state.reader)
+
+
+def _run(endpoint: Endpoint, request: Request, raw: bytes | None) -> Response:
+    response: Response = endpoint.handler(_call(endpoint, request, raw))
     return response
 
 
 def _dispatcher(methods: Mapping[str, Endpoint]) -> Callable[[Request], Any]:
     """The Starlette endpoint of one path: reads the body on the loop, runs the handler."""
+    on_loop = {m: inspect.iscoroutinefunction(e.handler) for m, e in methods.items()}
 
     async def dispatch(request: Request) -> Response:
-        endpoint = methods.get(request.method) or methods["GET"]  # HEAD is GET without a body
-        service: Service = request.app.state.service
+        method = request.method if request.method in methods else "GET"  # HEAD: GET, no body
+        endpoint = methods[method]
         limits: Limits = request.app.state.limits
         raw = await _read_body(request, limits) if endpoint.body is not None else None
-        if endpoint.blocking:
-            return await run_in_threadpool(_run, endpoint, service, request, raw)
-        return _run(endpoint, service, request, raw)
+        if on_loop[method]:
+            response: Response = await endpoint.handler(_call(endpoint, request, raw))
+            return response
+        return await run_in_threadpool(_run, endpoint, request, raw)
 
     return dispatch
+
+
+class RecordReader:
+    """GET's reads of stored renderings: off the event loop, and many per thread wake-up.
+
+    A thread-pool hop per GET costs more than the read itself (the worker waits for the GIL
+    while the loop is busy), so GETs queue `(id, future)` and one thread reads every queued id
+    in one SELECT, then resolves the batch's futures in one callback on the loop.
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: queue.SimpleQueue[tuple[str, asyncio.Future[bytes | None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="scaimind-reads")
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(10)
+            self._thread = None
+
+    async def rendered(self, eval_id: str) -> bytes | None:
+        """The stored rendering of an evaluation, or None if there is no such evaluation."""
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._queue.put((eval_id, future))
+        return await future
+
+    def _serve(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                item = self._queue.get()
+                if item is None:
+                    break
+                batch = [item]
+                while len(batch) < self.MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    batch.append(more)
+                self._answer(batch)
+        finally:
+            self._store.close()
+
+    def _answer(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
+        try:
+            found, error = self._store.get_rendered_many(list({i for i, _ in batch})), None
+        except Exception as exc:  # answered as each request's 500, not lost in this thread
+            found, error = {}, exc
+
+        def resolve() -> None:
+            for eval_id, future in batch:
+                if future.done():  # the client went away
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(found.get(eval_id))
+
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is shutting down
+            batch[0][1].get_loop().call_soon_threadsafe(resolve)
 
 
 def routes(endpoints: Sequence[Endpoint]) -> list[StarletteRoute]:
@@ -522,13 +603,17 @@ def create_app(
 ) -> ASGIApp:
     """The coordinator as an ASGI app; its lifespan starts and stops the workers."""
 
+    reader = RecordReader(service.store)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reader.start()
         service.start()
         try:
             yield
         finally:
             service.stop()
+            reader.stop()
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -549,5 +634,6 @@ def create_app(
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: internal},
     )
     app.state.service = service
+    app.state.reader = reader
     app.state.limits = limits or Limits()
     return BearerAuth(app, api_key, [e.path for e in endpoints if e.public])

@@ -59,6 +59,7 @@ class Endpoint:
     path: str
     """The full path template, e.g. `/v1/modules/scaimind/evaluations/{evaluation_id}`."""
     handler: Callable[..., Any]
+    """A plain function runs in the thread pool; a coroutine function on the loop."""
     operation_id: str
     summary: str
     answer: str | None
@@ -71,8 +72,6 @@ class Endpoint:
     answer_headers: Mapping[str, Any] = field(default_factory=dict)
     public: bool = False
     """No bearer key needed."""
-    blocking: bool = True
-    """Runs in the thread pool (file or SQLite work); False only for work that cannot block."""
 
     @property
     def path_params(self) -> list[str]:

@@ -230,13 +230,16 @@ class Store:
         return _decode(row) if row else None
 
     def get_rendered(self, eval_id: str) -> bytes | None:
-        """The evaluation's rendered JSON record, as stored with its last change (GET's path)."""
-        row = (
-            self._conn()
-            .execute("SELECT rendered FROM evaluations WHERE id = ?", (eval_id,))
-            .fetchone()
+        """The evaluation's rendered JSON record, as stored with its last change."""
+        return self.get_rendered_many([eval_id]).get(eval_id)
+
+    def get_rendered_many(self, eval_ids: list[str]) -> dict[str, bytes]:
+        """The stored renderings of the evaluations that exist among `eval_ids` (GET's path)."""
+        marks = ",".join("?" * len(eval_ids))
+        rows = self._conn().execute(
+            f"SELECT id, rendered FROM evaluations WHERE id IN ({marks})", eval_ids
         )
-        return row[0] if row else None
+        return {row[0]: row[1] for row in rows}
 
     def list_evaluations(
         self, page_size: int, after: tuple[str, str] | None

@@ -116,7 +116,7 @@ def test_a_route_joins_the_app_and_the_description_in_one_row() -> None:
 
 def test_a_handler_sees_only_the_parameters_its_row_declares(api: Any) -> None:
     """An undeclared query parameter never reaches a handler: it is ignored, not an error."""
-    assert set(Call.__dataclass_fields__) == {"service", "path", "params", "body"}
+    assert set(Call.__dataclass_fields__) == {"service", "path", "params", "body", "reader"}
     listed = api.get("/evaluations", params={"page_size": "1", "colour": "red"})
     assert listed.status_code == 200, listed.text
     assert len(listed.json()["data"]["evaluations"]) <= 1

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from scaimind_nb._contract import API_PREFIX as API
@@ -302,12 +302,13 @@ def test_any_request_gets_2xx_or_a_json_4xx(
     method, template = route
     if ident == "job_hostile" and "/evaluations/" in template:
         ident = evaluation_id
-    path = template.replace("{id}", quote(ident, safe="%"))
+    path = template.replace("{id}", quote(ident, safe="%")) + _query(query)
+    assume(len(path) < 60_000)  # httpx refuses longer URLs; raw tests send longer heads
     headers: dict[str, Any] = {"Content-Type": content_type} if content_type else {}
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
     http.request(
-        method, path + _query(query), content=body if method == "POST" else None, headers=headers
+        method, path, content=body if method == "POST" else None, headers=headers
     )  # the response hook checks the answer
 
 
@@ -357,7 +358,9 @@ def test_any_page_token_or_size_is_served_or_refused(
     http: httpx.Client, evaluation_id: str, route: str, token: str, size: str | None
 ) -> None:
     params = {"page_token": token, **({"page_size": size} if size is not None else {})}
-    http.get(route.replace("{id}", evaluation_id) + _query(params))
+    path = route.replace("{id}", evaluation_id) + _query(params)
+    assume(len(path) < 60_000)  # httpx refuses longer URLs
+    http.get(path)
 
 
 @settings(
@@ -616,9 +619,18 @@ def test_a_head_that_never_completes_gets_a_408(hostile: Any) -> None:
     assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
 
 
-@pytest.mark.parametrize("size", [20_000, 3_000_000])
-def test_oversized_headers_get_a_431(hostile: Any, size: int) -> None:
-    status, _, body = raw(hostile, b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * size + b"\r\n\r\n")
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 3_000_000 + b"\r\n\r\n",
+        b"GET /healthz?" + b"q" * 100_000 + b" HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 5000 + b"\r\n",
+    ],
+    ids=["20-kB-header", "3-MB-header", "100-kB-url", "5000-headers"],
+)
+def test_oversized_heads_get_a_431(hostile: Any, head: bytes) -> None:
+    status, _, body = raw(hostile, head)
     assert status == 431
     assert json.loads(body)["error"]["code"] == "HEADERS_TOO_LARGE"
 
