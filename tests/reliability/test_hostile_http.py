@@ -5,8 +5,8 @@ Every response this module receives, over httpx or a raw socket, goes through `_
 root, database or their folder. The strategies generate what found the audit's 500s (lone
 surrogates, deep nesting, Unicode digits, huge integers, long path components, foreign page
 tokens, case variants of headers); each finding is also a named regression below. With
-SCAIMIND_HOSTILE_TALLY=path, the module writes how many requests it sent and how many got a
-5xx (`benchmarks/reliability.py` prints them).
+SCAIMIND_HOSTILE_TALLY=path, the module writes how many requests it sent (schemathesis's test
+cases counted once each) and how many got a 5xx (`benchmarks/reliability.py` prints them).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -806,5 +807,7 @@ def test_schemathesis_finds_nothing(hostile: Any, tmp_path: Path, credentials: b
     proc = subprocess.run(
         cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400, check=False
     )
+    generated = re.search(r"(\d+) generated", proc.stdout)
+    TALLY["tried"] += int(generated.group(1)) if generated else 0  # test cases, a request or more
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert hostile.api_key not in proc.stdout + proc.stderr
