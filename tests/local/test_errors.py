@@ -14,6 +14,7 @@ import pytest
 
 import scaimind_local
 from scaimind_local import ApiCallError, LocalCoordinator
+from scaimind_local._app import MAX_DEPTH, parse_json
 from scaimind_local._errors import (
     ApiError,
     BadRequest,
@@ -240,3 +241,12 @@ def test_no_module_brings_a_third_http_client() -> None:
                 else []
             )
             assert not banned & set(names), f"{file.name} imports {banned & set(names)}"
+
+
+def test_request_json_nests_at_most_max_depth_levels() -> None:
+    assert MAX_DEPTH == 32
+    assert parse_json("[" * 32 + "]" * 32, "body")
+    with pytest.raises(BadRequest, match="nested more than 32 levels"):
+        parse_json("[" * 33 + "]" * 33, "body")
+    with pytest.raises(BadRequest, match="nested more than 32 levels"):
+        parse_json('{"a":' * 33 + "1" + "}" * 33, "body")

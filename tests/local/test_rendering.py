@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scaimind_local._app import RecordReader
 from scaimind_local._drive import Drive
 from scaimind_local._render import dump_json, render_evaluation
 from scaimind_local._store import Store
@@ -176,3 +178,30 @@ def test_get_serves_the_stored_record_in_its_envelope(scored_setup: Any, api: ht
     assert data["created_at"] == submitted["created_at"]
     missing = api.get("/evaluations/eval_missing")
     assert missing.status_code == 404 and "eval_missing" in missing.json()["error"]["message"]
+
+
+def test_gets_queued_together_are_read_with_one_select(store: Store) -> None:
+    """The reader thread answers every GET queued since its last wake-up with one query."""
+    ids = [store.create_evaluation("job", "scaidrive://org/m", "", SPEC)["id"] for _ in range(3)]
+    asked: list[list[str]] = []
+    read = store.get_rendered_many
+
+    def counting(eval_ids: list[str]) -> dict[str, bytes]:
+        asked.append(sorted(eval_ids))
+        return read(eval_ids)
+
+    store.get_rendered_many = counting  # type: ignore[method-assign]
+    reader = RecordReader(store)
+
+    async def gets() -> list[bytes | None]:
+        pending = [asyncio.ensure_future(reader.rendered(i)) for i in [*ids, "eval_missing"]]
+        await asyncio.sleep(0)  # one turn of the loop: every GET has queued its id
+        reader.start()
+        return list(await asyncio.gather(*pending))
+
+    try:
+        answers = asyncio.run(gets())
+    finally:
+        reader.stop()
+    assert asked == [sorted([*ids, "eval_missing"])]
+    assert answers == [read([i])[i] for i in ids] + [None]

@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -594,6 +595,36 @@ def test_a_backtracking_regex_fails_its_benchmark_with_the_reason(
     assert http.get("/healthz").status_code == 200
 
 
+def test_a_regex_match_lets_other_threads_run() -> None:
+    """The match releases the GIL: with a switch interval of 1,000 s, a thread holding it
+    through a match would run to its end before this one got to look."""
+    from scaimind_local import BenchmarkSpec, InvalidBenchmark
+    from scaimind_local._benchmarks.custom import _Options
+
+    options = _Options(BenchmarkSpec("custom-re", "d", None, {"match": "regex"}), 1.0)
+    started, done, outcome = threading.Event(), threading.Event(), []
+
+    def match() -> None:
+        started.set()
+        try:
+            options.correct("a" * 40 + "b", [r"(a|aa)+$"], "line 1")
+        except InvalidBenchmark as exc:
+            outcome.append(str(exc))
+        done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000)
+    try:
+        thread = threading.Thread(target=match)
+        thread.start()
+        started.wait()
+        assert not done.is_set(), "the match held the GIL to its end"
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert outcome and "took longer than 1 s" in outcome[0]
+
+
 def test_the_audits_regex_no_longer_freezes_anything(hostile: Any, http: httpx.Client) -> None:
     """`^(.*.*)*X` on 18 characters held /healthz for 34 s under `re`."""
     evaluation = _regex_evaluation(hostile, http, "audit", r"^(.*.*)*X", "a" * 18)
@@ -614,8 +645,11 @@ def test_a_body_that_never_arrives_gets_a_408_and_the_connection_closes(hostile:
     assert f"within {REQUEST_TIMEOUT:g} s" in json.loads(body)["error"]["message"]
 
 
-def test_a_head_that_never_completes_gets_a_408(hostile: Any) -> None:
-    status, headers, body = raw(hostile, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+@pytest.mark.parametrize(
+    "start", [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", b""], ids=["partial", "silent"]
+)
+def test_a_head_that_never_completes_gets_a_408(hostile: Any, start: bytes) -> None:
+    status, headers, body = raw(hostile, start)
     assert status == 408 and b"connection: close" in headers
     assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
 
