@@ -279,11 +279,16 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": _obj(
                     {
-                        "spec_index": {"type": "integer"},
+                        "item_id": {"type": "string"},
                         "benchmark": {"type": "string"},
+                        "spec_index": {"type": "integer"},
                         "index": {"type": "integer"},
+                        "correct": {"type": "boolean"},
+                        "score": {"type": "number"},
+                        "cluster": {"type": "string"},
                         "record": {"type": "object"},
-                    }
+                    },
+                    ["item_id", "benchmark", "spec_index", "index", "record"],
                 ),
             },
             "next_page_token": {"type": "string"},

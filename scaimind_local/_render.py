@@ -128,13 +128,30 @@ def render_evaluation_page(rows: list[dict[str, Any]], more: bool, total: int) -
 
 
 def render_sample(row: dict[str, Any]) -> dict[str, Any]:
-    """One per-sample record as the samples route serves it."""
-    return {
-        SampleField.SPEC_INDEX: row["spec_index"],
+    """One per-item record of the samples route: the stable item id and outcome, then all stored.
+
+    The item id is the runner's `id` (the dataset's own id, a HumanEval task id, an MMLU
+    question id), else the item's position; `correct` is present for binary outcomes and
+    `score` is the outcome in [0, 1]; `cluster` is the item's subject where it has one.
+    """
+    index: int = row["idx"]
+    record: dict[str, Any] = json.loads(row["record"])
+    item: dict[str, Any] = {
+        SampleField.ITEM_ID: str(record.get("id", index)),
         SampleField.BENCHMARK: row["benchmark"],
-        SampleField.INDEX: row["idx"],
-        SampleField.RECORD: json.loads(row["record"]),
+        SampleField.SPEC_INDEX: row["spec_index"],
+        SampleField.INDEX: index,
     }
+    correct = record.get("correct")
+    if isinstance(correct, bool):
+        item[SampleField.CORRECT] = correct
+        item[SampleField.SCORE] = float(correct)
+    elif isinstance(record.get("score"), int | float) and not isinstance(record["score"], bool):
+        item[SampleField.SCORE] = float(record["score"])
+    if isinstance(record.get("subject"), str):
+        item[SampleField.CLUSTER] = record["subject"]
+    item[SampleField.RECORD] = record
+    return item
 
 
 def render_sample_page(rows: list[dict[str, Any]], more: bool) -> dict[str, Any]:

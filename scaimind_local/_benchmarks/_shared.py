@@ -9,7 +9,20 @@ import random
 from collections.abc import Sequence
 from typing import TypeVar
 
+from scaimind_nb.stats import clustered_stderr, mean_stderr
+
 from .base import BenchmarkSpec, InvalidBenchmark
+
+__all__ = [
+    "clustered_stderr",
+    "cut_at_stop",
+    "float_param",
+    "ids_digest",
+    "int_param",
+    "mean",
+    "mean_stderr",
+    "seeded_subset",
+]
 
 T = TypeVar("T")
 
@@ -51,15 +64,6 @@ def float_param(spec: BenchmarkSpec, name: str, default: float, *, minimum: floa
 def mean(values: Sequence[float]) -> float:
     """Arithmetic mean; 0.0 for no values."""
     return sum(values) / len(values) if values else 0.0
-
-
-def mean_stderr(values: Sequence[float]) -> float | None:
-    """Standard error of the mean (sample std, ddof=1, over sqrt n); None when n < 2."""
-    n = len(values)
-    if n < 2:
-        return None
-    m = mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
 
 
 def seeded_subset(ids: Sequence[T], k: int | None, seed: int) -> list[T]:

@@ -410,6 +410,7 @@ class MMLURunner:
             extra=extra,
             samples=samples,
             primary_metric="accuracy",
+            proportions=("accuracy", "acc_norm"),
         )
 
 

@@ -51,7 +51,12 @@ ROW: dict[str, Any] = {
     "completed_at": "2026-01-01T00:00:00.000001Z",
 }
 JOB = {"job_id": "j", "model_uri": "m", "status": "COMPLETED", "created_at": "t", "updated_at": "t"}
-SAMPLE = {"spec_index": 0, "benchmark": "custom-qa", "idx": 3, "record": "{}"}
+SAMPLE = {
+    "spec_index": 0,
+    "benchmark": "custom-qa",
+    "idx": 3,
+    "record": '{"id": "q3", "correct": true, "subject": "algebra"}',
+}
 
 
 def _properties(name: str, *path: str) -> set[str]:
