@@ -59,6 +59,7 @@ from ._errors import (
     PayloadTooLarge,
     RequestTimeout,
     UnprocessableEntity,
+    shown,
 )
 from ._http import Limits
 from ._json import load_json
@@ -97,8 +98,8 @@ class JSON(Response):
         return dump_json(content)
 
 
-def _data(payload: Any, headers: Mapping[str, str] | None = None) -> JSON:
-    return JSON({Field.DATA: payload}, headers=headers)
+def _data(payload: Any) -> JSON:
+    return JSON({Field.DATA: payload})
 
 
 def _record(rendered: bytes, headers: Mapping[str, str] | None = None) -> Response:
@@ -129,9 +130,8 @@ def parse_int(value: Any, what: str, low: int, high: int = MAX_INT64, hint: str 
     elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         number = int(value.strip())
     if number is None or not low <= number <= high:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
         bound = f"from {low} to {high}" if high < MAX_INT64 else f">= {low} (and < 2^63)"
-        raise BadRequest(f"{what} must be an integer {bound}{hint}, got {shown}")
+        raise BadRequest(f"{what} must be an integer {bound}{hint}, got {shown(value, 40)}")
     return number
 
 
@@ -167,8 +167,8 @@ def _string(body: dict[str, Any], key: str, *, required: bool = False) -> str:
 def _unknown(body: dict[str, Any], known: tuple[str, ...], where: str) -> None:
     extra = sorted(set(body) - set(known))
     if extra:
-        shown = ", ".join(repr(k[:40]) for k in extra[:5])
-        raise BadRequest(f"unknown field(s) {shown} in {where}; known: {', '.join(known)}")
+        names = ", ".join(shown(k, 40) for k in extra[:5])
+        raise BadRequest(f"unknown field(s) {names} in {where}; known: {', '.join(known)}")
 
 
 def parse_spec(item: Any, i: int) -> BenchmarkSpec:
@@ -241,7 +241,7 @@ def _replay(service: Service, key: str, fingerprint: str) -> Response | None:
     first_fingerprint, eval_id, _status = seen
     if first_fingerprint != fingerprint:
         raise UnprocessableEntity(
-            f"Idempotency-Key {key!r} was already used for evaluation {eval_id} with a different "
+            f"Idempotency-Key {shown(key)} was already used for evaluation {eval_id} with a different "
             "request body; use a new key for a new submission"
         )
     rendered = service.store.get_rendered(eval_id)
@@ -270,11 +270,11 @@ def submit(call: Call) -> Response:
     job = service.store.get_job(job_id)
     if job is None:
         raise NotFound(
-            f"job {job_id!r} not found: register it first (POST {API_PREFIX}{Route.JOBS})"
+            f"job {shown(job_id)} not found: register it first (POST {API_PREFIX}{Route.JOBS})"
         )
     if job["status"] != Status.COMPLETED:
         raise FailedPrecondition(
-            f"job {job_id!r} is {job['status']}; only a COMPLETED job can be evaluated"
+            f"job {shown(job_id)} is {job['status']}; only a COMPLETED job can be evaluated"
         )
     try:
         row = service.submit(
@@ -293,7 +293,7 @@ async def get_evaluation(call: Call) -> Response:
     eval_id = call.path["evaluation_id"]
     rendered = await call.reader.rendered(eval_id)
     if rendered is None:
-        raise NotFound(f"evaluation {eval_id!r} not found")
+        raise NotFound(f"evaluation {shown(eval_id)} not found")
     return _record(rendered)
 
 
@@ -309,7 +309,7 @@ def cancel_evaluation(call: Call) -> Response:
     eval_id = call.path["evaluation_id"]
     row = call.service.store.get_evaluation(eval_id)
     if row is None:
-        raise NotFound(f"evaluation {eval_id!r} not found")
+        raise NotFound(f"evaluation {shown(eval_id)} not found")
     if Status(row["status"]).is_terminal:
         raise FailedPrecondition(
             f"evaluation {row['id']} is already {row['status']}; nothing to cancel"
@@ -322,7 +322,7 @@ def cancel_evaluation(call: Call) -> Response:
 def list_samples(call: Call) -> JSON:
     eval_id = call.path["evaluation_id"]
     if call.service.store.get_rendered(eval_id) is None:
-        raise NotFound(f"evaluation {eval_id!r} not found")
+        raise NotFound(f"evaluation {shown(eval_id)} not found")
     size = call.page_size()
     token = call.params.get(PAGE_TOKEN.name, "")
     after = _untoken(token, (int, int)) if token else None
@@ -339,7 +339,7 @@ def put_job(call: Call) -> JSON:
     model_uri = _string(body, Field.MODEL_URI, required=True)
     status = (_string(body, Field.STATUS) or Status.COMPLETED).upper()
     if status not in SERVED_STATUSES:
-        raise BadRequest(f"status {status[:40]!r} is not one of {', '.join(SERVED_STATUSES)}")
+        raise BadRequest(f"status {shown(status, 40)} is not one of {', '.join(SERVED_STATUSES)}")
     return _data(render_job(call.service.store.put_job(job_id, model_uri, status)))
 
 
@@ -347,7 +347,7 @@ def get_job(call: Call) -> JSON:
     job_id = call.path["job_id"]
     job = call.service.store.get_job(job_id)
     if job is None:
-        raise NotFound(f"job {job_id!r} not found")
+        raise NotFound(f"job {shown(job_id)} not found")
     return _data(render_job(job))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
-from ._errors import InvalidBenchmark
+from ._errors import InvalidBenchmark, shown
 
 SCHEME = "scaidrive://"
 NAME_MAX = 255
@@ -35,11 +35,6 @@ _KINDS = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
-
-
-def shown(text: str, limit: int = 80) -> str:
-    """`text` quoted for a message, cut to `limit` characters (a URI can be 12 KiB long)."""
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def _kind(mode: int) -> str | None:

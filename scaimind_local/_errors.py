@@ -23,7 +23,15 @@ __all__ = [
     "RequestTimeout",
     "Unauthenticated",
     "UnprocessableEntity",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as an error message quotes it: its repr, cut to `limit` characters (a URI or a
+    number can be kilobytes long). Lone surrogates come out escaped, so any message encodes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class ApiError(Exception):
