@@ -16,13 +16,14 @@ from __future__ import annotations
 import ast
 import gzip
 import importlib.util
-import json
 import re
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
+from .._json import load_json
 from .._sandbox import Isolation, IsolationUnavailable, Program, Sandbox, Verdict, choose
 from ._shared import (
     cut_at_stop,
@@ -70,7 +71,11 @@ def read_problems(path: Path) -> list[dict[str, Any]]:
             for number, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                problem = json.loads(line)
+                problem = load_json(
+                    line, f"humaneval: {path} line {number}", error=InvalidBenchmark
+                )
+                if not isinstance(problem, dict):
+                    problem = {}
                 missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
                 if missing:
                     raise InvalidBenchmark(
@@ -78,7 +83,7 @@ def read_problems(path: Path) -> list[dict[str, Any]]:
                         f"needs {', '.join(FIELDS)}"
                     )
                 problems.append(problem)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: not UTF-8
         raise InvalidBenchmark(f"humaneval: cannot read {path}: {exc}") from None
     if not problems:
         raise InvalidBenchmark(f"humaneval: {path} holds no problems")
