@@ -35,7 +35,7 @@ class Scanner:
             _check_name_arguments(
                 "@pytest.mark.scaimind", len(marker.args), "name" in marker.kwargs
             )
-            found.gates.append(make_gate(*marker.args, **marker.kwargs))
+            found.gates.append(make_gate(*marker.args, spec_only=True, **marker.kwargs))
         func = self._function(item)
         if func is not None:
             local = _local_names(func)

@@ -1,9 +1,10 @@
 """This session against a reference (a history entry, an evaluation, a job, the baseline file).
 
 Per gate: the reference value ("then"), this session's ("now"), Δ = now - then with its interval
-(`scaimind_nb.stats.difference`: paired on per-item outcomes where both evaluations have them
-for the same items, else unpaired from the figures), what changed, and the verdicts. Pure: the
-session supplies the reference values and per-item outcomes through two callables.
+(`scaimind_nb.stats.difference`: paired on per-item outcomes where both sides have them for
+the same items, else unpaired from the figures), what changed, and the verdicts. Pure: the
+session supplies the reference side (with its per-item outcomes, where known) and this
+session's per-item outcomes through two callables.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_scaimind._record import GateRecord
 
 if TYPE_CHECKING:
-    from scaimind_nb import BenchmarkResult
     from scaimind_nb.stats import ItemOutcomes
 
 DEFAULT_CONFIDENCE = 0.95
@@ -36,6 +36,8 @@ class Then:
     """What the gate did then (history references only)."""
     note: str = ""
     """Why there is no value, when there is none."""
+    items: ItemOutcomes | None = None
+    """The reference's per-item outcomes of the compared metric, where known (pairing)."""
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Comparison:
 
 
 ThenOf = Callable[[GateRecord], Then | None]
-ItemsOf = Callable[[str, str], "ItemOutcomes | None"]
+ItemsOf = Callable[[GateRecord], "ItemOutcomes | None"]
+"""This session's per-item outcomes of a gate's metric (None where there are none)."""
 
 
 def compare(records: list[GateRecord], then_of: ThenOf, items_of: ItemsOf) -> list[Row]:
@@ -128,12 +131,11 @@ def _difference(record: GateRecord, then: Then, items_of: ItemsOf) -> Row:
     out = Row(record.test, record.benchmark, record.metric, then.value, record.score)
     out.delta = record.score - then.value
     confidence = record.confidence or DEFAULT_CONFIDENCE
-    name = str(record.spec.get("name", record.benchmark))
     if then.evaluation_id is not None and then.evaluation_id == record.evaluation_id:
         out.delta, out.change, out.note = 0.0, "same", "the same evaluation"
         return out
-    items_then = items_of(then.evaluation_id, name) if then.evaluation_id else None
-    items_now = items_of(record.evaluation_id, name) if record.evaluation_id else None
+    items_then = then.items
+    items_now = items_of(record) if items_then is not None else None
     proportion = bool(record.proportion) and then.proportion is not False
     try:
         diff = difference(
@@ -170,15 +172,3 @@ def _change(delta: float, low: float | None, high: float | None) -> str:
     if high < 0:
         return "worse"
     return "no clear change"
-
-
-def is_proportion(result: BenchmarkResult | None, metric: str | None) -> bool | None:
-    """Whether the coordinator declares `metric` of `result` a proportion (None: it cannot say)."""
-    from scaimind_nb import ScaimindError
-
-    if result is None or metric is None:
-        return None
-    try:
-        return result.is_proportion(metric)
-    except (ScaimindError, KeyError):
-        return None

@@ -1,8 +1,8 @@
 """The plugin's options: one table drives the command line, the ini keys and the env fallbacks.
 
-Only sessions that use the plugin (a job is given) read and validate the rest: a bad
-`SCAIMIND_TIMEOUT` in the environment breaks gate sessions with one line naming it, never an
-unrelated `pytest` run. Path options resolve like pytest's own `paths` ini values: an ini value
+Only sessions that use the plugin (a job is given, or --scaimind-require-gates) read and
+validate the rest: a bad `SCAIMIND_TIMEOUT` in the environment breaks those sessions with one
+line naming it, never an unrelated `pytest` run. Path options resolve like pytest's own `paths` ini values: an ini value
 against the ini file's directory, a command-line or environment value against the directory
 pytest was started in.
 """
@@ -21,7 +21,7 @@ PATH = "path"
 DEFAULT_HISTORY = Path(".scaimind") / "history.jsonl"
 """Where the history goes, under the rootdir, unless --scaimind-history says otherwise."""
 
-# (name, help, env var or None, kind, default); kind: str, float, bool, PATH or a choice tuple.
+# (name, help, env var or None, kind, default); kind: str, int, float, bool, PATH or a choice tuple.
 OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
     (
         "job",
@@ -123,6 +123,29 @@ OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
         ("fail", "pass", "skip"),
         "fail",
     ),
+    # -- gates (issue 11): verdict policy ------------------------------------------------
+    (
+        "correction",
+        "multiple-testing correction across the session's confidence gates: none (default), holm",
+        "SCAIMIND_CORRECTION",
+        ("none", "holm"),
+        "none",
+    ),
+    (
+        "infra_exit_code",
+        "exit code of a session whose only failures are infrastructure errors (default 75; "
+        "1 or 6-255)",
+        "SCAIMIND_INFRA_EXIT_CODE",
+        int,
+        75,
+    ),
+    (
+        "require_gates",
+        "fail a session that judged no gate (e.g. no --scaimind-job, or every gate skipped)",
+        None,
+        bool,
+        False,
+    ),
     (
         "local_drive",
         "drive root of the embedded coordinator (--scaimind-host local; default in .pytest_cache)",
@@ -164,11 +187,14 @@ def _flag(name: str) -> str:
     return "--scaimind-" + name.replace("_", "-")
 
 
-def job_of(config: pytest.Config) -> str | None:
-    """The job the session gates on (its presence activates the plugin); nothing else is read."""
-    value, _source = _raw(config, "job", "SCAIMIND_JOB")
-    text = str(value).strip() if value is not None else ""
-    return text or None
+def uses_plugin(config: pytest.Config) -> bool:
+    """Whether the session uses the plugin: a job to gate on, or --scaimind-require-gates (which
+    fails a session that judges no gate, so it must act without a job). Nothing else is read."""
+    job, _source = _raw(config, "job", "SCAIMIND_JOB")
+    if job is not None and str(job).strip():
+        return True
+    required, _source = _raw(config, "require_gates", None)
+    return bool(required)
 
 
 @dataclass(frozen=True)
@@ -190,6 +216,9 @@ class Options:
     """Absolute path of the history file, None when the history is off."""
     compare: str | None
     inconclusive: str
+    correction: str
+    infra_exit_code: int
+    require_gates: bool
     local_drive: str | None
     local_db: str | None
 
@@ -257,6 +286,17 @@ def _convert(name: str, raw: Any, kind: Any, default: Any, source: str) -> Any:
         if raw not in kind:
             raise pytest.UsageError(f"{source} must be one of {', '.join(kind)}, got {raw!r}")
         return raw
+    if kind is int:  # the one integer option: an exit code
+        try:
+            code = int(raw)
+        except ValueError:
+            code = -1
+        if not (code == 1 or 6 <= code <= 255):
+            raise pytest.UsageError(
+                f"{source} must be 1 or 6-255 (0 would hide the errors, 2-5 are pytest's own "
+                f"exit codes), got {raw!r}"
+            )
+        return code
     if kind is float:
         unit = "hours" if name == "reuse_window" else "seconds"
         try:

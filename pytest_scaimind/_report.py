@@ -54,12 +54,27 @@ _RENDERED = {
     "index",
     "outcome",
     "proportion",
-    "interval_method",
     "model_digest",
     "data",
     "baseline_source",
+    "method",
+    "paired",
+    "delta_ci_low",
+    "delta_ci_high",
+    "worse",
+    "better",
+    "family_size",
+    "power_warning",
+    # in the JSON only: the figures above and the message already say what these mean
+    "primary_metric",
+    "proportions",
+    "margin",
+    "p_value",
+    "correction",
+    "infra",
 }
-"""GateRecord fields the reports place themselves; any other field gets a column of its own."""
+"""GateRecord fields the reports place themselves (or leave to the JSON on purpose); any other
+field, one a later area adds, gets a column of its own."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,8 @@ class Run:
     """The history file this run is appended to (None: no history)."""
     interrupted: bool = False
     """The session was interrupted (Ctrl-C): its gates are not all there."""
+    statistics: dict[str, Any] | None = None
+    """The verdict statistics (`_policy.statistics`): power warnings, family-wise error."""
 
     def __post_init__(self) -> None:
         # collection order; the records of one test keep the order they were judged in
@@ -198,6 +215,7 @@ class Run:
             "history": self.history,
             "interrupted": self.interrupted,
             "comparison": self.comparison.to_json() if self.comparison else None,
+            "statistics": self.statistics,
             "gates": [self._gate_json(r) for r in self.records],
         }
 
@@ -243,6 +261,20 @@ def _interval(record: GateRecord) -> str:
     if record.ci_low is None or record.ci_high is None:
         return "-"
     return f"[{record.ci_low:.4f}, {record.ci_high:.4f}]"
+
+
+def _delta_interval(record: GateRecord) -> str:
+    """The interval of Δ = score - baseline a confidence regression gate tested."""
+    if record.delta_ci_low is None or record.delta_ci_high is None:
+        return "-"
+    return f"[{record.delta_ci_low:+.4f}, {record.delta_ci_high:+.4f}]"
+
+
+def _discordant(record: GateRecord) -> str:
+    """`3 worse / 1 better`: paired binary items the score lost and gained against the baseline."""
+    if record.worse is None or record.better is None:
+        return "-"
+    return f"{record.worse} worse / {record.better} better"
 
 
 def _g(value: Any) -> str:
@@ -334,6 +366,8 @@ def terminal(run: Run, width: int, full: bool = False) -> list[str]:
         Column(
             "Δ base", [_signed(_minus(r.score, r.baseline)) for r in records], right=True, drop=2
         ),
+        Column("Δ interval", [_delta_interval(r) for r in records], drop=10),
+        Column("method", [r.method or "-" for r in records], drop=11),
         Column("n", [_num(r.n) for r in records], right=True, drop=1),
         Column("verdict", [verdict_word(r, full) for r in records]),
     ]
@@ -485,14 +519,22 @@ def _outcome_line(record: GateRecord) -> str:
     figures = []
     if record.score is not None:
         figures.append(f"{record.score:.4f}")
+    regression = record.delta_ci_low is not None and record.delta_ci_high is not None
     if record.ci_low is not None and record.ci_high is not None:
-        figures.append(f"interval {_interval(record)}")
+        method = f" ({record.method})" if record.method and not regression else ""
+        figures.append(f"interval {_interval(record)}{method}")
     if record.score is not None and record.threshold is not None:
         figures.append(f"Δ vs threshold {_signed(record.score - record.threshold)}")
     if record.score is not None and record.baseline is not None:
-        figures.append(f"Δ vs baseline {_signed(record.score - record.baseline)}")
+        delta = f"Δ vs baseline {_signed(record.score - record.baseline)}"
+        if regression:
+            how = ", ".join(x for x in (record.method, _discordant(record)) if x and x != "-")
+            delta += f" in {_delta_interval(record)}" + (f" ({how})" if how else "")
+        figures.append(delta)
     if record.n is not None:
         figures.append(f"n={record.n}")
+    if record.family_size:
+        figures.append(f"Holm over {record.family_size} checks")
     if record.n_needed:
         figures.append(f"need n≈{record.n_needed:,} to decide")
     text = f"{word} {', '.join(figures)}" if figures else word
@@ -524,7 +566,8 @@ def markdown(run: Run) -> str:
             f"- [{mark}] {_code(record.test)} on {_code(short_label(record.benchmark))}: "
             f"{_text(criterion(record))} → {_outcome_line(record)}"
         )
-    lines += ["", "### Gates", "", *_gate_table(run), "", "### Evaluations", ""]
+    lines += ["", "### Gates", "", *_gate_table(run), "", *_statistics_markdown(run)]
+    lines += ["### Evaluations", ""]
     lines += _evaluation_lines(run)
     lines += ["", "### Provenance", "", *_provenance_lines(run)]
     lines += ["", *_comparison_markdown(run)]
@@ -541,11 +584,13 @@ def _gate_table(run: Run) -> list[str]:
         ("metric", False, [_code(r.metric, True) if r.metric else "-" for r in records]),
         ("score", True, [_num(r.score) for r in records]),
         ("interval", False, [_interval(r) for r in records]),
-        ("method", False, [r.interval_method or "-" for r in records]),
         ("threshold", True, [_num(r.threshold) for r in records]),
         ("baseline", True, [_num(r.baseline) for r in records]),
         ("Δ vs threshold", True, [_signed(_minus(r.score, r.threshold)) for r in records]),
         ("Δ vs baseline", True, [_signed(_minus(r.score, r.baseline)) for r in records]),
+        ("Δ interval", False, [_delta_interval(r) for r in records]),
+        ("method", False, [r.method or "-" for r in records]),
+        ("discordant", False, [_discordant(r) for r in records]),
         ("n", True, [_num(r.n) for r in records]),
         ("verdict", False, [verdict_word(r, full=True) for r in records]),
         ("evaluation", False, [names.get(r.evaluation_id or "", "-") for r in records]),
@@ -554,7 +599,7 @@ def _gate_table(run: Run) -> list[str]:
         (name, False, [_text(_extra_cell(getattr(r, name)), True) for r in records])
         for name in _extra_fields(records)
     ]
-    optional = {"interval", "method", "baseline", "Δ vs baseline"}
+    optional = {"interval", "baseline", "Δ vs baseline", "Δ interval", "method", "discordant"}
     columns = [c for c in columns if c[0] not in optional or set(c[2]) != {"-"}]
     out = [
         "| " + " | ".join(title for title, _, _ in columns) + " |",
@@ -664,6 +709,20 @@ def _comparison_markdown(run: Run) -> list[str]:
             f"{_row_verdicts(r)} |"
         )
     return lines
+
+
+def statistics_notes(statistics: dict[str, Any] | None) -> list[str]:
+    """The verdict statistics as lines: each power warning, then the family-wise error."""
+    found = statistics or {}
+    notes = [f"power: {w}" for w in found.get("power_warnings", [])]
+    if found.get("family_wise_error"):
+        notes.append(found["family_wise_error"])
+    return notes
+
+
+def _statistics_markdown(run: Run) -> list[str]:
+    notes = statistics_notes(run.statistics)
+    return ["### Verdict statistics", "", *(f"- {_text(n)}" for n in notes), ""] if notes else []
 
 
 def write(path: str | Path, run: Run) -> Path:

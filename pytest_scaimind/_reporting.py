@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_scaimind import _report
-from pytest_scaimind._compare import Comparison, Then, compare, is_proportion
+from pytest_scaimind._compare import Comparison, Then, compare
 from pytest_scaimind._history import History, HistoryError, new_run_id
 from pytest_scaimind._options import DEFAULT_HISTORY
 from pytest_scaimind._record import GateRecord
@@ -51,7 +51,6 @@ class Reporter:
         self.problems: list[str] = []
         """Outputs that could not be written (shown in the terminal summary)."""
         self._outcomes: dict[str, str] = {}
-        self._items: dict[tuple[str, str], ItemOutcomes | None] = {}
         self._batches: list[Any] | None = None
         self.reference: dict[str, Any] | None = None
         """The history entry --scaimind-compare names (None: an evaluation or job id, or none)."""
@@ -120,6 +119,7 @@ class Reporter:
         """The session's Run (records in collection order), compared where asked."""
         from pytest_scaimind import _provenance
         from pytest_scaimind._baseline import FORMAT as BASELINE_FORMAT
+        from pytest_scaimind._policy import statistics
 
         session = self.session
         records = list(session.records)
@@ -144,6 +144,7 @@ class Reporter:
             },
             history=None if interrupted else self.display_path(self.history.path),
             interrupted=interrupted,
+            statistics=statistics(records, session.power.values(), session.options.correction),
         )
         self.run.comparison = self._comparison(self.run.records)
         return self.run
@@ -181,6 +182,7 @@ class Reporter:
         outputs = []
         if options.update_baseline:
             outputs.append(f"baseline updated: {self.display_path(options.baseline)}")
+            outputs += self.session.bless_changes
         if options.report:
             outputs.append(f"report written: {self.display_path(options.report)}")
         if run.history:
@@ -218,7 +220,7 @@ class Reporter:
                 then_of = self._then_history(self.reference, reference)
             else:
                 then_of = self._then_coordinator(ref, reference)
-            return Comparison(reference, compare(records, then_of, self._items_of))
+            return Comparison(reference, compare(records, then_of, self._record_items))
         except (ScaimindError, LookupError) as exc:
             reference.setdefault("label", str(ref))
             return Comparison(reference, error=str(exc))
@@ -256,6 +258,7 @@ class Reporter:
                 then.evaluation_id,
                 then.action.value if same_gate is not None else None,
                 "" if value is not None else f"no {metric} then",
+                self._items(then, metric, value),
             )
 
         return then_of
@@ -303,12 +306,16 @@ class Reporter:
             value = result.value(metric)
         except (ScaimindError, KeyError, LookupError) as exc:
             return Then(None, note=str(exc))
+        items, _why = self.session.result_item_outcomes(
+            evaluation.evaluation_id, spec.name, metric, result
+        )
         return Then(
             value,
             result.num_samples,
             result.stderr_of(metric),
-            is_proportion(result, metric),
+            result.is_proportion(metric),
             evaluation.evaluation_id,
+            items=items,
         )
 
     def _live(self, entry: dict[str, Any], spec: Benchmark) -> Evaluation:
@@ -331,43 +338,42 @@ class Reporter:
             return session.live_evaluation(entry, [spec])
 
     def _then_baseline(self, record: GateRecord) -> Then | None:
-        from pytest_scaimind._baseline import is_live, stored_value
+        from pytest_scaimind._baseline import is_live, is_proportion, stored_stderr, stored_value
 
-        entry = self.session.baseline.entry(record.benchmark)
+        baseline = self.session.baseline
+        entry = baseline.entry(record.benchmark)
         if entry is None:
             return None
         if is_live(entry):
             return self._then_live(entry, record)
         metric = record.metric or ""
         value = stored_value(entry, metric)
-        figure = (entry.get("metrics") or {}).get(metric)
-        stderr = figure.get("stderr") if isinstance(figure, dict) else None
-        n = entry.get("num_samples")
-        source = entry.get("source")
-        if not isinstance(source, dict):
-            source = {}
+        if value is None:
+            return Then(None, note=f"no {metric} in the baseline entry")
         return Then(
             value,
-            n if isinstance(n, int) and not isinstance(n, bool) else None,
-            stderr if isinstance(stderr, int | float) and not isinstance(stderr, bool) else None,
-            None,
-            source.get("evaluation_id"),
-            note="" if value is not None else f"no {metric} in the baseline entry",
+            entry.get("num_samples"),
+            stored_stderr(entry, metric),
+            is_proportion(entry, metric),
+            (entry.get("source") or {}).get("evaluation_id"),
+            items=baseline.items(record.benchmark, metric)[0],
         )
 
-    def _items_of(self, evaluation_id: str, benchmark: str) -> ItemOutcomes | None:
-        """Per-item outcomes for pairing (None when the coordinator keeps none or cannot serve them)."""
-        from scaimind_nb import ScaimindError
-        from scaimind_nb.stats import ItemOutcomes
+    def _record_items(self, record: GateRecord) -> ItemOutcomes | None:
+        """This session's per-item outcomes of a gate's metric, for pairing (None: none that fit)."""
+        return self._items(record, record.metric, record.score)
 
-        key = (evaluation_id, benchmark)
-        if key not in self._items:
-            try:
-                samples = self.session.client.samples(evaluation_id, benchmark)
-                self._items[key] = ItemOutcomes.from_samples(samples)
-            except ScaimindError:
-                self._items[key] = None
-        return self._items[key]
+    def _items(
+        self, record: GateRecord, metric: str | None, value: float | None
+    ) -> ItemOutcomes | None:
+        """The per-item outcomes of `metric` in a record's evaluation, where they measure it."""
+        if record.evaluation_id is None or metric is None:
+            return None
+        name = str(record.spec.get("name", record.benchmark))
+        items, _why = self.session.item_outcomes(
+            record.evaluation_id, name, metric, record.primary_metric, value
+        )
+        return items
 
 
 def _append(path: str, run: _report.Run) -> None:

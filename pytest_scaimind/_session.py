@@ -9,15 +9,36 @@ import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from pytest_scaimind import InconclusiveGateWarning
-from pytest_scaimind._baseline import Baseline, BaselineError, is_live, stored_value
+from pytest_scaimind._baseline import (
+    Baseline,
+    BaselineError,
+    is_live,
+    is_proportion,
+    stored_metric,
+    stored_stderr,
+    stored_value,
+)
 from pytest_scaimind._collect import ItemGates, Scanner, proportion_scale_problem
-from pytest_scaimind._compare import is_proportion
-from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
+from pytest_scaimind._gates import (
+    NO_CRITERION,
+    Assessment,
+    Decision,
+    Gate,
+    Measured,
+    Reference,
+    Verdict,
+    assess,
+    holm_decisions,
+    label,
+    make_gate,
+    power,
+)
+from pytest_scaimind._policy import GateError
 from pytest_scaimind._record import Action, GateRecord, Outcome
 from pytest_scaimind._reporting import Reporter
 
@@ -25,6 +46,7 @@ if TYPE_CHECKING:
     from pytest_scaimind._evaluations import Batch, Evaluations
     from pytest_scaimind._options import Options
     from scaimind_nb import Benchmark, BenchmarkResult, Client, Evaluation
+    from scaimind_nb.stats import ItemOutcomes
 
 
 class ScaimindSession:
@@ -50,6 +72,13 @@ class ScaimindSession:
         self._order: dict[str, int] = {}
         self.local_is_temporary = False
         """The embedded coordinator's database goes with the session (no cache provider)."""
+        # -- gates (issue 11) -------------------------------------------------------------
+        self.power: dict[tuple[Any, ...], str] = {}
+        """Power warnings found at collection, per gate key."""
+        self._samples: dict[tuple[str, str], ItemOutcomes | str] = {}
+        self._decisions: dict[tuple[Any, ...], dict[int, Decision]] | None = None
+        self.bless_changes: list[str] = []
+        """What the bless step changed in the baseline file, one line per entry."""
         self.reports = Reporter(self)
 
     # -- the coordinator -------------------------------------------------------------------
@@ -152,6 +181,7 @@ class ScaimindSession:
         self.batches = plan_batches(
             [g.spec for found in self.item_gates.values() for g in found.gates]
         )
+        self._check_power()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -174,9 +204,10 @@ class ScaimindSession:
             problem = self._infra_problem(gate.spec)
             if problem is not None:
                 failures.append(problem)
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
+                error = Verdict(gate, Outcome.ERROR, problem)
+                self._record(item, gate, error, Action.ERROR, infra=True)
         if failures:
-            pytest.fail("scaimind: " + "; ".join(dict.fromkeys(failures)), pytrace=False)
+            raise GateError("scaimind: " + "; ".join(dict.fromkeys(failures)), infra=True)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -195,13 +226,14 @@ class ScaimindSession:
             return
         run = self.reports.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if self.options.update_baseline:
-            self.baseline.bless(
+            self.bless_changes = self.baseline.bless(
                 run.records,
                 {
                     "job_id": run.job_id,
                     "model_uri": run.model_uri,
                     "checkpoint_id": run.checkpoint_id,
                 },
+                self._bless_outcomes(),
             )
             self.baseline.save()
         self.reports.write(run)
@@ -288,24 +320,25 @@ class ScaimindSession:
     # -- judging ---------------------------------------------------------------------------
 
     def check(self, item: pytest.Item | None, name: str, **kwargs: Any) -> BenchmarkResult:
-        """Judge one `assert_benchmark` call of `item`; returns the result or fails/skips the test."""
+        """Judge one `assert_benchmark` call of `item`; returns the result or fails/skips the test.
+
+        A gate that cannot be judged (bad arguments, no criterion, infrastructure, a result
+        without the metric) raises GateError: an ERROR, never a FAIL.
+        """
         __tracebackhide__ = True
         try:
-            gate = make_gate(name, **kwargs)
+            gate = make_gate(name, spec_only=True, **kwargs)
         except (ValueError, TypeError) as exc:
-            pytest.fail(f"assert_benchmark: {exc}", pytrace=False)
+            raise GateError(f"assert_benchmark: {exc}") from None
+        if not gate.has_criterion:
+            self._error(item, gate, f"assert_benchmark({name!r}) {NO_CRITERION}")
         problem = self._infra_problem(gate.spec)
         if problem is not None:
-            if item is not None:
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
-            pytest.fail(
-                f"scaimind: {problem} (an infrastructure error, not a quality verdict)",
-                pytrace=False,
-            )
+            self._error(item, gate, problem, infra=True)
         batch = self._batch_of(gate.spec)
         assert batch.evaluation is not None
         result = batch.evaluation.result(gate.spec.name)
-        verdict = self._judge(gate, result, batch.evaluation_id)
+        verdict = self._verdict(gate, result, batch.evaluation_id)
         action = Action(
             self.options.inconclusive
             if verdict.outcome is Outcome.INCONCLUSIVE
@@ -313,7 +346,9 @@ class ScaimindSession:
         )
         if item is not None:
             self._record(item, gate, verdict, action, result, reused=batch.reused)
-        if action in (Action.FAIL, Action.ERROR):
+        if action is Action.ERROR:
+            raise GateError(verdict.message)
+        if action is Action.FAIL:
             pytest.fail(verdict.message, pytrace=False)
         if action is Action.SKIP:
             pytest.skip(verdict.message)
@@ -321,7 +356,76 @@ class ScaimindSession:
             warnings.warn(InconclusiveGateWarning(verdict.message), stacklevel=2)
         return result
 
-    def _judge(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
+    def _error(
+        self, item: pytest.Item | None, gate: Gate, message: str, *, infra: bool = False
+    ) -> NoReturn:
+        """Record the gate as ERROR and raise it (pytest reports an ERROR)."""
+        __tracebackhide__ = True
+        if item is not None:
+            self._record(
+                item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
+            )
+        if infra:
+            message = f"scaimind: {message} (an infrastructure error, not a quality verdict)"
+        raise GateError(message, infra=infra)
+
+    def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
+        """Assess the gate and decide it: on its own, or in the Holm family of the session."""
+        assessment = self._assess(gate, result, evaluation_id)
+        if isinstance(assessment, Verdict):
+            return assessment
+        decisions = None
+        if (
+            self.options.correction == "holm"
+            and gate.confidence is not None
+            and assessment.decided is None
+        ):
+            decisions = self._family().get(gate.key())
+            if decisions is None:
+                return Verdict(
+                    gate,
+                    Outcome.ERROR,
+                    f"{label(gate.spec)}: --scaimind-correction=holm decides the confidence gates "
+                    "known at collection as one family, and this one's arguments are only known "
+                    "at run time: write them as literals, module constants or parametrize "
+                    f"values; evaluation {evaluation_id}",
+                    evaluation_id=evaluation_id,
+                )
+        return assessment.verdict(self.options.inconclusive, decisions)
+
+    def _family(self) -> dict[tuple[Any, ...], dict[int, Decision]]:
+        """Holm decisions for every confidence gate collected in the session (computed once).
+
+        Waits for every evaluation those gates need; gates whose evaluation errors, or that
+        are decided without an interval, are not in the family.
+        """
+        if self._decisions is not None:
+            return self._decisions
+        members: dict[tuple[Any, ...], Gate] = {}
+        for found in self.item_gates.values():
+            for gate in found.gates:
+                if gate.confidence is not None and gate.has_criterion:
+                    members.setdefault(gate.key(), gate)
+        assessments: list[Assessment] = []
+        for gate in members.values():
+            if self._infra_problem(gate.spec) is not None:
+                continue
+            batch = self._batch_of(gate.spec)
+            assert batch.evaluation is not None
+            assessed = self._assess(
+                gate, batch.evaluation.result(gate.spec.name), batch.evaluation_id
+            )
+            if isinstance(assessed, Assessment) and assessed.decided is None:
+                assessments.append(assessed)
+        strictest = max((a.gate.confidence or 0.0) for a in assessments) if assessments else 0.95
+        decided = holm_decisions(assessments, strictest)
+        self._decisions = {a.gate.key(): d for a, d in zip(assessments, decided, strict=True)}
+        return self._decisions
+
+    def _assess(
+        self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None
+    ) -> Assessment | Verdict:
+        """The gate's figures (candidate, baseline, per-item outcomes where pairing may use them)."""
         from scaimind_nb import ScaimindError
 
         try:
@@ -344,46 +448,125 @@ class ScaimindSession:
             message = f"{label(gate.spec)}: {scale}; evaluation {evaluation_id}"
             return Verdict(gate, Outcome.ERROR, message, metric=metric, score=score)
         n = result.num_samples or gate.spec.num_samples
-        baseline, missing = (None, "")
-        if gate.needs_baseline:
-            baseline, missing = (
-                (score, "") if self.options.update_baseline else self._baseline(gate, metric)
-            )
-        return judge(
-            gate,
-            metric=metric,
-            score=score,
-            n=n,
-            evaluation_id=evaluation_id,
-            baseline=baseline,
-            baseline_missing=missing,
-            stderr=stderr,
-            proportion=proportion,
-            inconclusive=self.options.inconclusive,
+        blessing = self.options.update_baseline
+        reference, missing = (None, "")
+        if gate.needs_baseline and not blessing:
+            reference, missing = self._reference(gate, metric)
+        items, note = None, ""
+        if (
+            gate.confidence is not None
+            and reference is not None
+            and reference.items is not None
+            and hooked is None
+            and evaluation_id is not None
+        ):
+            items, note = self.result_item_outcomes(evaluation_id, gate.spec.name, metric, result)
+        measured = Measured(
+            metric, score, n, evaluation_id, stderr, proportion, items=items, items_note=note
         )
+        return assess(gate, measured, reference, baseline_missing=missing, blessing=blessing)
 
-    def _baseline(self, gate: Gate, metric: str) -> tuple[float | None, str]:
-        """The reference value for `metric` of the gate's spec, or None and how to create one."""
+    def _reference(self, gate: Gate, metric: str) -> tuple[Reference | None, str]:
+        """The gate's baseline (stored or live), or None and how to create one.
+
+        Per-item outcomes are looked up only for confidence gates, which may pair on them.
+        """
         name = label(gate.spec)
         entry = self.baseline.entry(name)
         if entry is None:
             return None, self.baseline.missing_hint(name)
+        pairing = gate.confidence is not None
         if not is_live(entry):
             value = stored_value(entry, metric)
-            return (
+            if value is None:
+                return None, f"baseline entry {name!r} has no metric {metric!r}"
+            items, note = self.baseline.items(name, metric) if pairing else (None, "")
+            return Reference(
                 value,
-                "" if value is not None else f"baseline entry {name!r} has no metric {metric!r}",
-            )
+                "baseline file",
+                entry.get("num_samples"),
+                stored_stderr(entry, metric),
+                items,
+                note,
+            ), ""
         try:
-            result = self._live_result(entry, gate)
-            return result.value(metric), ""
+            evaluation_id, result = self._live_result(entry, gate)
+            value = result.value(metric)
         except Exception as exc:
             source = entry.get("evaluation_id") or entry.get("job_id")
             return None, f"live baseline {source} gave no {metric!r} for {name!r}: {exc}"
+        items, note = (
+            self.result_item_outcomes(evaluation_id, gate.spec.name, metric, result)
+            if pairing
+            else (None, "")
+        )
+        source = (
+            f"evaluation {evaluation_id}"
+            if "evaluation_id" in entry
+            else f"job {entry['job_id']} (evaluation {evaluation_id})"
+        )
+        return Reference(
+            value, source, result.num_samples, result.stderr_of(metric), items, note
+        ), ""
 
-    def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
-        """The result of the gate's spec in the evaluation or job a live baseline names."""
-        return self.live_evaluation(entry, [gate.spec]).result(gate.spec.name)
+    def item_outcomes(
+        self,
+        evaluation_id: str,
+        benchmark: str,
+        metric: str,
+        primary: str | None,
+        value: float | None,
+    ) -> tuple[ItemOutcomes | None, str]:
+        """The per-item outcomes of `metric` in an evaluation (fetched once), or None and why.
+
+        They are used only when they measure `metric`: the result's `primary` metric, whose
+        `value` their mean reproduces.
+        """
+        found = self._fetch_items(evaluation_id, benchmark)
+        if isinstance(found, str):
+            return None, found
+        if found.n == 0:
+            return None, f"evaluation {evaluation_id} stored no per-item outcomes"
+        if primary != metric:
+            return None, f"the per-item outcomes measure {primary}, not {metric}"
+        if value is None:
+            return None, f"evaluation {evaluation_id} reports no {metric} to pair on"
+        if abs(found.mean - value) > 1e-6:
+            return None, (
+                f"the per-item outcomes of evaluation {evaluation_id} (mean {found.mean:.4f}) "
+                f"do not reproduce its {metric} {value:.4f}"
+            )
+        return found, ""
+
+    def result_item_outcomes(
+        self, evaluation_id: str, benchmark: str, metric: str, result: BenchmarkResult
+    ) -> tuple[ItemOutcomes | None, str]:
+        """`item_outcomes` for `metric` of a result the coordinator returned."""
+        return self.item_outcomes(
+            evaluation_id, benchmark, metric, result.primary_metric, result.value(metric)
+        )
+
+    def _fetch_items(self, evaluation_id: str, benchmark: str) -> ItemOutcomes | str:
+        """An evaluation's per-item outcomes of one benchmark (fetched once), or why there are none."""
+        from scaimind_nb import SamplesNotAvailableError, ScaimindError
+        from scaimind_nb.stats import ItemOutcomes
+
+        key = (evaluation_id, benchmark)
+        if key not in self._samples:
+            try:
+                self._samples[key] = ItemOutcomes.from_samples(
+                    self.client.samples(evaluation_id, benchmark)
+                )
+            except SamplesNotAvailableError as exc:
+                self._samples[key] = f"per-item outcomes are not available ({exc.reason})"
+            except ScaimindError as exc:
+                self._samples[key] = f"per-item outcomes could not be read ({exc})"
+        return self._samples[key]
+
+    def _live_result(self, entry: dict[str, Any], gate: Gate) -> tuple[str, BenchmarkResult]:
+        """The evaluation id and result of the gate's spec in the evaluation or job an entry names."""
+        evaluation = self.live_evaluation(entry, [gate.spec])
+        return evaluation.evaluation_id, evaluation.result(gate.spec.name)
 
     def live_evaluation(self, entry: dict[str, Any], specs: list[Benchmark]) -> Evaluation:
         """The evaluation a live reference names: `{evaluation_id}`, or `{job_id}`'s newest
@@ -416,6 +599,52 @@ class ScaimindSession:
             )
         return found
 
+    # -- power and bless -------------------------------------------------------------------
+
+    def _check_power(self) -> None:
+        """At collection: warn about regression gates whose margin is below the noise."""
+        for found in self.item_gates.values():
+            for gate in found.gates:
+                if gate.key() not in self.power:
+                    warning = self._power_warning(gate)
+                    if warning is not None:
+                        self.power[gate.key()] = warning
+
+    def _power_warning(self, gate: Gate) -> str | None:
+        """The power warning of one gate from its spec and the baseline file (no requests)."""
+        entry = self.baseline.entry(label(gate.spec))
+        stored = entry if entry is not None and not is_live(entry) else None
+        n = gate.spec.num_samples or (stored or {}).get("num_samples")
+        metric = stored_metric(stored, gate.metric) if stored else None
+        found = power(
+            gate,
+            n,
+            baseline=stored_value(stored, metric) if stored and metric else None,
+            baseline_stderr=stored_stderr(stored, metric) if stored and metric else None,
+            discordance=((stored or {}).get("discordance") or {}).get("rate"),
+            proportion=is_proportion(stored, metric) if stored and metric else True,
+        )
+        return found.warning if found is not None else None
+
+    def _bless_outcomes(self) -> dict[str, ItemOutcomes | str]:
+        """Per-item outcomes of every blessed spec (or why there are none), for the file."""
+        out: dict[str, ItemOutcomes | str] = {}
+        for record in self.records:
+            primary = record.primary_metric
+            if (
+                record.metrics is None
+                or record.evaluation_id is None
+                or primary is None
+                or record.benchmark in out
+            ):
+                continue
+            name = str(record.spec.get("name", ""))
+            items, note = self.item_outcomes(
+                record.evaluation_id, name, primary, primary, record.metrics.get(primary)
+            )
+            out[record.benchmark] = items if items is not None else note
+        return out
+
     # -- records ---------------------------------------------------------------------------
 
     def _record(
@@ -427,6 +656,7 @@ class ScaimindSession:
         result: BenchmarkResult | None = None,
         *,
         reused: bool | None = None,
+        infra: bool = False,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
         batch = next((b for b in self.batches if b.holds(gate.spec)), None)
@@ -452,8 +682,8 @@ class ScaimindSession:
             delta=verdict.delta,
             n=verdict.n,
             confidence=gate.confidence,
-            ci_low=verdict.interval[0] if verdict.interval else None,
-            ci_high=verdict.interval[1] if verdict.interval else None,
+            ci_low=verdict.interval.low if verdict.interval else None,
+            ci_high=verdict.interval.high if verdict.interval else None,
             n_needed=verdict.n_needed,
             evaluation_id=verdict.evaluation_id or (batch.evaluation_id if batch else None),
             reused=reused if reused is not None else (batch.reused if batch else None),
@@ -464,14 +694,45 @@ class ScaimindSession:
             checkpoint_id=self.options.checkpoint,
             host=self.host,
             index=self._order.get(item.nodeid),
-            proportion=is_proportion(result, verdict.metric),
-            interval_method=getattr(verdict.interval, "method", None)
-            or verdict.extra.get("interval_method"),
+            proportion=_judged_proportion(result, verdict.metric),
             model_digest=evaluation.model_digest if evaluation is not None else None,
             data=dataclasses.asdict(data) if data is not None else None,
             baseline_source=self._baseline_source(gate) if verdict.baseline is not None else None,
+            **self._verdict_fields(gate, verdict, result, infra),
         )
         item.user_properties.extend(record.to_properties())
+
+    def _verdict_fields(
+        self, gate: Gate, verdict: Verdict, result: BenchmarkResult | None, infra: bool
+    ) -> dict[str, Any]:
+        """The gates' part of a record: method, Δ interval, counts, p-value, power, correction."""
+        diff = verdict.difference
+        method = diff.method if diff else (verdict.interval.method if verdict.interval else None)
+        primary = None
+        if result is not None and result.metrics:
+            with contextlib.suppress(KeyError):
+                primary = result.primary_metric
+        warning = self.power.get(gate.key()) or (
+            self._power_warning(gate) if gate.has_criterion else None
+        )
+        return {
+            "primary_metric": primary,
+            "proportions": sorted(result.proportions)
+            if result is not None and result.proportions is not None
+            else None,
+            "method": method,
+            "paired": diff.paired if diff else None,
+            "delta_ci_low": diff.interval.low if diff else None,
+            "delta_ci_high": diff.interval.high if diff else None,
+            "worse": diff.worse if diff else None,
+            "better": diff.better if diff else None,
+            "margin": verdict.margin,
+            "p_value": verdict.p_value,
+            "correction": self.options.correction if gate.confidence is not None else None,
+            "family_size": verdict.corrected.family_size if verdict.corrected else None,
+            "power_warning": warning,
+            "infra": infra,
+        }
 
     @property
     def model_uri(self) -> str | None:
@@ -479,22 +740,34 @@ class ScaimindSession:
         return self._evaluations.model_uri if self._evaluations else self.options.model_uri
 
     def _baseline_source(self, gate: Gate) -> dict[str, Any]:
-        """Where a gate's baseline value came from, for the reports."""
-        if self.options.update_baseline:
-            return {
-                "kind": "this session",
-                "note": "--scaimind-update-baseline compares with itself",
-            }
+        """Where a gate's baseline value came from, for the reports: the file and entry, and
+        the figures' recorded source (stored) or the evaluation a live entry resolved to."""
         name = label(gate.spec)
         entry = self.baseline.entry(name) or {}
-        source: dict[str, Any] = {
+        if is_live(entry):
+            source: dict[str, Any] = {
+                k: entry[k] for k in ("evaluation_id", "job_id") if k in entry
+            }
+            if "job_id" in entry:  # judged already, so the lookup is cached
+                with contextlib.suppress(LookupError):
+                    source["evaluation_id"] = self.live_evaluation(entry, [gate.spec]).evaluation_id
+        else:
+            source = dict(entry.get("source") or {})
+        return {
+            **source,
+            "kind": "live" if is_live(entry) else "stored",
             "file": self.reports.display_path(self.baseline.path),
             "entry": name if name in self.baseline.benchmarks else "default",
         }
-        if is_live(entry):
-            source["kind"] = "live"
-            source.update({k: entry[k] for k in ("evaluation_id", "job_id") if k in entry})
-        else:
-            source["kind"] = "stored"
-            source.update(entry.get("source") or {})
-        return source
+
+
+def _judged_proportion(result: BenchmarkResult | None, metric: str | None) -> bool | None:
+    """Whether the result declares the judged metric a proportion (None: it cannot say)."""
+    from scaimind_nb import ScaimindError
+
+    if result is None or metric is None:
+        return None
+    try:
+        return result.is_proportion(metric)
+    except (ScaimindError, KeyError):
+        return None

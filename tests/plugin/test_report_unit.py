@@ -68,7 +68,7 @@ RECORDS = [
         confidence=0.95,
         ci_low=0.596,
         ci_high=0.982,
-        interval_method="wilson",
+        method="wilson",
         n_needed=2378,
         threshold=0.85,
         index=2,
@@ -90,6 +90,41 @@ RECORDS = [
         outcome="error",
     ),
 ]
+
+
+PAIRED = record(
+    test="tests/gates/test_release.py::test_support_holds",
+    verdict=Outcome.FAIL,
+    action=Action.FAIL,
+    criteria={"max_drop": 0.02, "confidence": 0.95},
+    confidence=0.95,
+    score=0.73,
+    threshold=0.78,
+    baseline=0.8,
+    n=200,
+    ci_low=0.6646,
+    ci_high=0.7872,
+    method="paired newcombe",
+    paired=True,
+    delta_ci_low=-0.1075,
+    delta_ci_high=-0.0347,
+    worse=14,
+    better=0,
+    margin=0.02,
+    p_value=0.9999,
+    correction="holm",
+    family_size=12,
+    baseline_source={"kind": "stored", "file": "baseline.json", "entry": "custom-support"},
+    index=4,
+    outcome="failed",
+)
+STATISTICS = {
+    "correction": "holm",
+    "confidence_checks": 12,
+    "family_wise_error": "family-wise error: at most 5% across the session's 12 confidence "
+    "checks (--scaimind-correction=holm, Holm-Bonferroni)",
+    "power_warnings": ["custom-support n=20: max_drop 0.02 cannot be told from noise; raise n"],
+}
 
 
 def run(records=RECORDS, **changes) -> _report.Run:
@@ -285,6 +320,29 @@ def test_checklist_has_columns_links_provenance_and_the_comparison():
     )
 
 
+def test_checklist_shows_how_a_confidence_regression_gate_was_decided():
+    text = _report.markdown(run([*RECORDS, PAIRED], statistics=STATISTICS))
+    box = next(line for line in text.splitlines() if "test_support_holds" in line)
+    assert (
+        "Δ vs baseline -0.0700 in [-0.1075, -0.0347] (paired newcombe, 14 worse / 0 better)" in box
+    )
+    assert "interval [0.6646, 0.7872], Δ" in box  # the method belongs to Δ here, not the score
+    assert "Holm over 12 checks" in box
+    wilson = next(line for line in text.splitlines() if "test_floors[0.95]" in line)
+    assert "interval [0.5960, 0.9820] (wilson)" in wilson
+    header = next(line for line in text.splitlines() if line.startswith("| # |"))
+    assert "| Δ vs baseline | Δ interval | method | discordant |" in header
+    row = next(line for line in text.splitlines() if line.startswith("| 5 |"))
+    assert "| [-0.1075, -0.0347] | paired newcombe | 14 worse / 0 better |" in row
+    assert "| p_value |" not in header and "| infra |" not in header  # in the JSON only
+    section = text[text.index("### Verdict statistics") : text.index("### Evaluations")]
+    assert "- power: custom-support n=20: max_drop 0.02 cannot be told from noise" in section
+    assert "- family-wise error: at most 5% across the session's 12 confidence checks" in section
+    full = "\n".join(_report.terminal(run([*RECORDS, PAIRED]), 80, full=True))
+    assert "Δ interval" in full and "paired newcombe" in full
+    assert "### Verdict statistics" not in _report.markdown(run())  # nothing to say: no section
+
+
 def test_checklist_shows_digests_where_the_coordinator_recorded_them():
     digested = [
         dataclasses.replace(
@@ -323,32 +381,50 @@ def test_json_report_validates_against_the_shipped_schema():
     jsonschema.Draft202012Validator.check_schema(schema)
     comparison = Comparison(
         {"ref": "eval_0", "kind": "evaluation", "label": "evaluation eval_0"},
-        compare(RECORDS, lambda r: Then(0.85, 10, None, True, "eval_0"), lambda e, b: None),
+        compare(RECORDS, lambda r: Then(0.85, 10, None, True, "eval_0"), lambda r: None),
     )
-    data = json.loads(json.dumps(run(comparison=comparison).to_json()))
+    data = json.loads(
+        json.dumps(run([*RECORDS, PAIRED], comparison=comparison, statistics=STATISTICS).to_json())
+    )
     jsonschema.validate(data, schema)
     assert data["format"] == "scaimind-report/1"
     assert data["summary"] == {
-        "gates": 4,
+        "gates": 5,
         "passed": 2,
-        "failed": 1,
+        "failed": 2,
         "errors": 1,
         "skipped": 0,
         "inconclusive": 1,
     }
     gates = data["gates"]
-    assert [g["index"] for g in gates] == [0, 1, 2, 3]
+    assert [g["index"] for g in gates] == [0, 1, 2, 3, 4]
     assert gates[1]["criteria"] == {"max_drop": 0.05}
     assert gates[1]["baseline_source"]["file"] == "baseline.json"
-    assert gates[2]["interval_method"] == "wilson"
+    assert gates[2]["method"] == "wilson"
     assert gates[1]["delta_vs_threshold"] == pytest.approx(-0.05)
     assert gates[1]["delta_vs_baseline"] == pytest.approx(-0.1)
     assert gates[3]["evaluation_id"] == "eval_2" and gates[3]["status"] == "error"
+    assert (gates[4]["delta_ci_low"], gates[4]["worse"], gates[4]["family_size"]) == (
+        -0.1075,
+        14,
+        12,
+    )
+    assert data["statistics"] == STATISTICS
     # an invalid report is refused: the schema is not a rubber stamp
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "format": "scaimind-report/2"}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "gates": [{**gates[0], "verdict": "maybe"}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "gates": [{**gates[4], "worse": "14"}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**data, "statistics": {**STATISTICS, "correction": "bonferroni"}}, schema
+        )
+    with pytest.raises(jsonschema.ValidationError):  # the schema knows every field a gate carries
+        jsonschema.validate(
+            {**data, "gates": [{k: v for k, v in gates[4].items() if k != "method"}]}, schema
+        )
 
 
 def test_records_are_reported_in_collection_order():
@@ -408,11 +484,10 @@ def test_comparison_pairs_items_when_both_sides_have_them():
 
     then_items = ItemOutcomes.from_mapping({f"i{k}": k < 18 for k in range(20)})
     now_items = ItemOutcomes.from_mapping({f"i{k}": k < 16 for k in range(20)})
-    items = {("eval_then", "custom-support"): then_items, ("eval_1", "custom-support"): now_items}
     rows = compare(
         [record(score=0.8)],
-        lambda r: Then(0.9, 20, None, True, "eval_then"),
-        lambda e, b: items.get((e, b)),
+        lambda r: Then(0.9, 20, None, True, "eval_then", items=then_items),
+        lambda r: now_items if r.evaluation_id == "eval_1" else None,
     )
     [row] = rows
     assert row.paired is True and row.method.startswith("paired")
@@ -420,7 +495,7 @@ def test_comparison_pairs_items_when_both_sides_have_them():
     assert row.note == "2 worse / 0 better of 20 paired items"
     assert row.low < row.delta < row.high
     unpaired = compare(
-        [record(score=0.8)], lambda r: Then(0.9, 20, None, True, "eval_gone"), lambda e, b: None
+        [record(score=0.8)], lambda r: Then(0.9, 20, None, True, "eval_gone"), lambda r: now_items
     )
     assert unpaired[0].paired is False and unpaired[0].method == "unpaired newcombe"
 
@@ -429,7 +504,7 @@ def test_comparison_says_same_evaluation_and_not_in_the_reference():
     same, missing = compare(
         [record(), record(test="t.py::test_other", benchmark="arc")],
         lambda r: Then(0.9, 10, None, True, "eval_1") if r.benchmark != "arc" else None,
-        lambda e, b: None,
+        lambda r: None,
     )
     assert same.change == "same" and same.note == "the same evaluation"
     assert missing.change == "not compared" and missing.note == "not in the reference"
@@ -443,7 +518,7 @@ def test_comparison_change_follows_the_interval(then, change):
     [row] = compare(
         [record(score=0.9, n=200, evaluation_id="eval_now")],
         lambda r: Then(then, 200, None, True, "eval_then"),
-        lambda e, b: None,
+        lambda r: None,
     )
     assert row.change == change
 

@@ -78,10 +78,11 @@ def test_runtime():
     )
     missing_model = "scaidrive://org/models/not-there"
     result = gate_project.run(f"--scaimind-model-uri={missing_model}", "-ra")
-    result.assert_outcomes(errors=1, failed=1)
+    result.assert_outcomes(errors=2)  # infrastructure: ERROR, known at collection or at run time
     summary = [line for line in result.outlines if line.startswith(("ERROR ", "FAILED "))]
     assert len(summary) == 2
     for line in summary:
         assert len(line) <= 80
         assert "scaimind: HTTP 400: no model at" in line, line
+        assert "GateError" not in line  # the cause, not the exception class
     result.stdout.fnmatch_lines(["*(an infrastructure error, not a quality verdict)*"])
