@@ -24,7 +24,15 @@ from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
 from .._json import load_json
-from .._sandbox import Isolation, IsolationUnavailable, Program, Sandbox, Verdict, choose
+from .._sandbox import (
+    Isolation,
+    IsolationUnavailable,
+    Program,
+    ProgramOutcome,
+    ProgramResult,
+    Sandbox,
+    choose,
+)
 from ._shared import (
     cut_at_stop,
     float_param,
@@ -224,8 +232,8 @@ class HumanEvalRunner:
         memory_mb = int(ctx.settings.get("sandbox_memory_mb", 1024))
         completions: list[str] = [""] * total
         replies: list[str] = [""] * total
-        verdicts: list[Verdict | None] = [None] * total
-        futures: list[Future[Verdict]] = []
+        verdicts: list[ProgramResult | None] = [None] * total
+        futures: list[Future[ProgramResult]] = []
         sandbox = Sandbox(workers, isolation=isolation, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
 
@@ -290,7 +298,7 @@ class HumanEvalRunner:
         jobs: list[tuple[dict[str, Any], int]],
         completions: list[str],
         replies: list[str],
-        verdicts: list[Verdict | None],
+        verdicts: list[ProgramResult | None],
         cfg: dict[str, Any],
         mode: str,
         path: Path,
@@ -299,18 +307,18 @@ class HumanEvalRunner:
     ) -> RunnerResult:
         correct: dict[str, int] = {p["task_id"]: 0 for p in problems}
         samples = []
-        counts = {"passed": 0, "failed": 0, "timed_out": 0}
+        counts = dict.fromkeys(ProgramOutcome, 0)
         rows = zip(jobs, completions, replies, verdicts, strict=True)
         for (problem, j), completion, reply, verdict in rows:
             assert verdict is not None
             correct[problem["task_id"]] += verdict.passed
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+            counts[verdict.outcome] += 1
             samples.append(
                 {
                     **({"reply": reply[:4000]} if mode == "chat" else {}),
                     "id": problem["task_id"],
                     "sample": j,
-                    "verdict": verdict.verdict,
+                    "verdict": verdict.outcome,
                     "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],
