@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_scaimind._gates import label
 from scaimind_nb import (
     APIConnectionError,
+    APIStatusError,
     Benchmark,
     Evaluation,
     NotFoundError,
@@ -230,7 +231,7 @@ class Evaluations:
         run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
         if not run or not hasattr(self.config, "workerinput"):
             return None
-        path = Path(tempfile.gettempdir()) / "pytest-scaimind" / run
+        path = handoff_dir(run)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -267,7 +268,15 @@ class Evaluations:
             return f"cannot reach the coordinator at {self.host}{where}: {exc}"
         if isinstance(exc, ScaimindValueError):
             return f"invalid evaluation request (check pytest_scaimind_modify_request hooks): {exc}"
+        if isinstance(exc, APIStatusError):  # the server's reason first: CI summaries cut lines
+            via = f"{exc.method} {exc.url}" if exc.method and exc.url else self.host
+            return f"HTTP {exc.status_code}: {exc.message} (coordinator {via}{where})"
         return f"coordinator error at {self.host}{where}: {exc}"
+
+
+def handoff_dir(run: str) -> Path:
+    """Where the xdist workers of test run `run` share their claims (the controller removes it)."""
+    return Path(tempfile.gettempdir()) / "pytest-scaimind" / run
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
