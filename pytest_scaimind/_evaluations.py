@@ -27,6 +27,7 @@ from pytest_scaimind._gates import label
 from pytest_scaimind._waiting import ProgressLines, timed_out
 from scaimind_nb import (
     APIConnectionError,
+    APIStatusError,
     Benchmark,
     Evaluation,
     NotFoundError,
@@ -302,16 +303,14 @@ class Evaluations:
         servings = {}
         for check in answer.benchmarks:
             spec = check.benchmark
-            problem = (
-                f"model {model_uri}: {answer.model_problem}"
-                if answer.model_problem
-                else check.problem
-            )
+            problem = answer.model_problem or check.problem  # a model problem stops every spec
             servings[spec] = Serving(
                 spec,
                 model_digest=answer.model_digest,
                 data_digest=check.data.digest if check.data is not None else None,
-                problem=f"{label(spec)}: {problem} (precheck; not submitted)" if problem else None,
+                problem=f"{problem} (precheck of {label(spec)}; not submitted)"
+                if problem
+                else None,
             )
         return servings
 
@@ -329,8 +328,8 @@ class Evaluations:
         ):
             return None
         return (
-            f"{label(spec)}: unknown benchmark {spec.name!r}; {self.host} knows: "
-            f"{', '.join(names)} (not submitted)"
+            f"unknown benchmark {spec.name!r}; {self.host} knows: {', '.join(names)} "
+            f"(checked against its benchmarks route; {label(spec)} not submitted)"
         )
 
     def _reuse(self, request: dict[str, Any], servings: list[Serving]) -> None:
@@ -515,6 +514,13 @@ class Evaluations:
         finally:
             self.waited += self.clock() - started
 
+    def snapshot(self, serving: Serving | None) -> Evaluation | None:
+        """The latest snapshot of the evaluation serving a spec (None when there is none)."""
+        if serving is None or serving.evaluation_id is None:
+            return None
+        waited = self.evaluations.get(serving.evaluation_id)
+        return waited.evaluation if waited is not None else None
+
     def left_running(self) -> list[Evaluation]:
         """The evaluations last seen not finished (for the interrupt note)."""
         return [
@@ -530,7 +536,7 @@ class Evaluations:
         run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
         if not run or not hasattr(self.config, "workerinput"):
             return None
-        path = Path(tempfile.gettempdir()) / "pytest-scaimind" / run
+        path = handoff_dir(run)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -575,7 +581,15 @@ class Evaluations:
             return f"cannot reach the coordinator at {self.host}{where}: {exc}"
         if isinstance(exc, ScaimindValueError):
             return f"invalid evaluation request (check pytest_scaimind_modify_request hooks): {exc}"
+        if isinstance(exc, APIStatusError):  # the server's reason first: CI summaries cut lines
+            via = f"{exc.method} {exc.url}" if exc.method and exc.url else self.host
+            return f"HTTP {exc.status_code}: {exc.message} (coordinator {via}{where})"
         return f"coordinator error at {self.host}{where}: {exc}"
+
+
+def handoff_dir(run: str) -> Path:
+    """Where the xdist workers of test run `run` share their claims (the controller removes it)."""
+    return Path(tempfile.gettempdir()) / "pytest-scaimind" / run
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -66,11 +66,18 @@ class Policy:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        """A GateError in the test body becomes an ERROR report, marked when it is infra."""
+        """A GateError in the test body becomes an ERROR report, marked when it is infra.
+
+        Its short-summary line starts with the cause (`ERROR t.py::test - scaimind: HTTP 400: …`),
+        not with the exception's class, so a CI log cut at 80 columns still says what failed.
+        """
         report = yield
         excinfo = call.excinfo
         if excinfo is not None and isinstance(excinfo.value, GateError) and report.failed:
             report.scaimind_infra = excinfo.value.infra
+            crash = getattr(report.longrepr, "reprcrash", None)
+            if crash is not None:
+                crash.message = excinfo.value.msg
             if report.when == "call":
                 report.when = "setup"  # pytest's ERROR: the gate could not be judged
         return report
@@ -115,14 +122,23 @@ class Policy:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
             return
-        summary = statistics(self.records(), self.power(), self.options.correction)
-        lines = [f"power: {w}" for w in summary["power_warnings"]]
-        if summary["family_wise_error"]:
-            lines.append(summary["family_wise_error"])
-        if lines:
+        import textwrap
+
+        from pytest_scaimind._report import statistics_notes
+
+        width = self.config.get_terminal_writer().fullwidth
+        notes = statistics_notes(statistics(self.records(), self.power(), self.options.correction))
+        if notes:
             terminalreporter.write_sep("-", "scaimind verdict statistics")
-            for line in lines:
-                terminalreporter.write_line(line)
+            for note in notes:
+                for line in textwrap.wrap(
+                    note,
+                    width,
+                    subsequent_indent="  ",
+                    break_long_words=False,  # a label or URL stays whole
+                    break_on_hyphens=False,
+                ):
+                    terminalreporter.write_line(line)
         if self.exit_note:
             terminalreporter.write_line(self.exit_note, red=True, bold=True)
 

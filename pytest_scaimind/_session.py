@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_scaimind import _report
+from pytest_scaimind import InconclusiveGateWarning
 from pytest_scaimind._baseline import (
     Baseline,
     BaselineError,
@@ -23,7 +24,7 @@ from pytest_scaimind._baseline import (
     stored_stderr,
     stored_value,
 )
-from pytest_scaimind._collect import ItemGates, Scanner
+from pytest_scaimind._collect import ItemGates, Scanner, proportion_scale_problem
 from pytest_scaimind._gates import (
     NO_CRITERION,
     Assessment,
@@ -40,6 +41,7 @@ from pytest_scaimind._gates import (
 )
 from pytest_scaimind._policy import GateError
 from pytest_scaimind._record import Action, GateRecord, Outcome
+from pytest_scaimind._reporting import Reporter
 
 if TYPE_CHECKING:
     from pytest_scaimind._evaluations import Evaluations, NoResult, Serving
@@ -55,18 +57,6 @@ class ScaimindSession:
         self.config = config
         self.options = options
         self.is_worker = hasattr(config, "workerinput")
-        if options.report and Path(options.report).suffix.lower() not in (
-            ".md",
-            ".markdown",
-            ".json",
-        ):
-            raise pytest.UsageError(
-                f"--scaimind-report must end in .md or .json, got {options.report!r}"
-            )
-        if options.update_baseline and not options.baseline:
-            raise pytest.UsageError(
-                "--scaimind-update-baseline needs --scaimind-baseline=PATH to write to"
-            )
         try:
             self.baseline = Baseline.load(options.baseline)
         except BaselineError as exc:
@@ -81,21 +71,23 @@ class ScaimindSession:
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
         self._interrupted = False
+        self._order: dict[str, int] = {}
+        self.local_is_temporary = False
+        """The embedded coordinator's database goes with the session (no cache provider)."""
         # -- gates (issue 11) -------------------------------------------------------------
         self.power: dict[tuple[Any, ...], str] = {}
         """Power warnings found at collection, per gate key."""
         self._samples: dict[tuple[str, str], ItemOutcomes | str] = {}
         self._decisions: dict[tuple[Any, ...], dict[int, Decision]] | None = None
         self.bless_changes: list[str] = []
+        """What the bless step changed in the baseline file, one line per entry."""
+        self.reports = Reporter(self)
 
     # -- the coordinator -------------------------------------------------------------------
 
     @property
     def host(self) -> str:
-        """The coordinator as shown in messages and reports (never carries credentials)."""
-        local = self._local_endpoint()
-        if local is not None:
-            return f"local {local[0]}"
+        """The coordinator as configured, for messages: its URL or `local` (no key, no passing port)."""
         return (
             self.options.host or os.environ.get("SCAIGRID_HOST") or "(SCAIGRID_HOST unset)"
         ).rstrip("/")
@@ -123,6 +115,7 @@ class ScaimindSession:
             base = Path(
                 self._exit.enter_context(tempfile.TemporaryDirectory(prefix="scaimind-local-"))
             )
+            self.local_is_temporary = self.options.local_db is None
         self._local = self._exit.enter_context(
             LocalCoordinator(
                 db_path=self.options.local_db or base / "coordinator.sqlite",
@@ -155,7 +148,11 @@ class ScaimindSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.options.host == "local" and not self.is_worker:
+        if (
+            self.options.host == "local"
+            and not self.is_worker
+            and not self.config.option.collectonly
+        ):
             self._local_endpoint()
 
     @pytest.hookimpl(optionalhook=True)
@@ -164,9 +161,11 @@ class ScaimindSession:
         local = self._local_endpoint()
         if local is not None:
             node.workerinput["scaimind_local"] = {"url": local[0], "api_key": local[1]}
+        self.reports.xdist_run = node.workerinput.get("testrunuid")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._order = {item.nodeid: i for i, item in enumerate(items)}
         scanner = Scanner()
         problems = []
         for item in items:
@@ -205,52 +204,48 @@ class ScaimindSession:
             if problem is not None:
                 failures.append(problem)
                 error = Verdict(gate, Outcome.ERROR, str(problem))
-                serving = self._serving(gate.spec)
-                self._record(item, gate, error, Action.ERROR, infra=problem.infra, serving=serving)
+                self._record(item, gate, error, Action.ERROR, infra=problem.infra)
         if failures:
             message = "; ".join(dict.fromkeys(str(f) for f in failures))
             raise GateError("scaimind: " + message, infra=all(f.infra for f in failures))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown" and not self.is_worker:
-            self.records.extend(GateRecord.from_properties(report.user_properties))
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        facts = self._facts()
-        if self.options.update_baseline and self.records:
-            self.bless_changes = self.baseline.bless(self.records, facts, self._bless_outcomes())
+        outcome = self.reports.note_outcome(report)
+        if report.when == "teardown":
+            for record in GateRecord.from_properties(report.user_properties):
+                record.outcome = outcome
+                self.records.append(record)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        self.reports.remove_handoff_dir()
+        if not self.records:
+            return
+        run = self.reports.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        if self.options.update_baseline:
+            self.bless_changes = self.baseline.bless(
+                run.records,
+                {
+                    "job_id": run.job_id,
+                    "model_uri": run.model_uri,
+                    "checkpoint_id": run.checkpoint_id,
+                },
+                self._bless_outcomes(),
+            )
             self.baseline.save()
-        if self.options.report and self.records:
-            _report.write(self.options.report, self.records, facts)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary and self.records:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(_report.markdown(self.records, facts))
+        self.reports.write(run)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self._interrupted = True
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self._interrupted and not self.is_worker:
-            self._report_left_running(terminalreporter)
-        if self.is_worker or not self.records:
-            return
-        terminalreporter.write_sep("=", "scaimind quality gates")
-        for line in _report.table(self.records):
-            terminalreporter.write_line(line)
-        facts = self._facts()
-        evals = _report.served(self.records)
-        terminalreporter.write_line(
-            f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals or '-'}"
-        )
-        if self.options.update_baseline:
-            terminalreporter.write_line(f"baseline updated: {self.options.baseline}")
-            for line in self.bless_changes:
-                terminalreporter.write_line(line)
-        if self.options.report:
-            terminalreporter.write_line(f"report written: {self.options.report}")
+        if not self.is_worker:
+            if self._interrupted:
+                self._report_left_running(terminalreporter)
+            self.reports.summary(terminalreporter)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._client is not None:
@@ -382,7 +377,7 @@ class ScaimindSession:
             else verdict.outcome.value
         )
         if item is not None:
-            self._record(item, gate, verdict, action, result, serving=serving)
+            self._record(item, gate, verdict, action, result)
         if action is Action.ERROR:
             raise GateError(verdict.message)
         if action is Action.FAIL:
@@ -399,11 +394,11 @@ class ScaimindSession:
         """Record the gate as ERROR and raise it (pytest reports an ERROR)."""
         __tracebackhide__ = True
         if item is not None:
-            error = Verdict(gate, Outcome.ERROR, message)
-            serving = self._serving(gate.spec)
-            self._record(item, gate, error, Action.ERROR, infra=infra, serving=serving)
+            self._record(
+                item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
+            )
         if infra:
-            message = f"scaimind infrastructure error (not a quality verdict): {message}"
+            message = f"scaimind: {message} (an infrastructure error, not a quality verdict)"
         raise GateError(message, infra=infra)
 
     def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
@@ -479,6 +474,10 @@ class ScaimindSession:
             return Verdict(
                 gate, Outcome.ERROR, f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}"
             )
+        scale = proportion_scale_problem(gate, metric) if proportion else None
+        if scale is not None:
+            message = f"{label(gate.spec)}: {scale}; evaluation {evaluation_id}"
+            return Verdict(gate, Outcome.ERROR, message, metric=metric, score=score)
         n = result.num_samples or gate.spec.num_samples
         blessing = self.options.update_baseline
         reference, missing = (None, "")
@@ -492,7 +491,7 @@ class ScaimindSession:
             and hooked is None
             and evaluation_id is not None
         ):
-            items, note = self._items(evaluation_id, gate.spec.name, metric, result)
+            items, note = self.result_item_outcomes(evaluation_id, gate.spec.name, metric, result)
         measured = Measured(
             metric, score, n, evaluation_id, stderr, proportion, items=items, items_note=note
         )
@@ -528,7 +527,9 @@ class ScaimindSession:
             source = entry.get("evaluation_id") or entry.get("job_id")
             return None, f"live baseline {source} gave no {metric!r} for {name!r}: {exc}"
         items, note = (
-            self._items(evaluation_id, gate.spec.name, metric, result) if pairing else (None, "")
+            self.result_item_outcomes(evaluation_id, gate.spec.name, metric, result)
+            if pairing
+            else (None, "")
         )
         source = (
             f"evaluation {evaluation_id}"
@@ -539,28 +540,42 @@ class ScaimindSession:
             value, source, result.num_samples, result.stderr_of(metric), items, note
         ), ""
 
-    def _items(
-        self, evaluation_id: str, benchmark: str, metric: str, result: BenchmarkResult
+    def item_outcomes(
+        self,
+        evaluation_id: str,
+        benchmark: str,
+        metric: str,
+        primary: str | None,
+        value: float | None,
     ) -> tuple[ItemOutcomes | None, str]:
         """The per-item outcomes of `metric` in an evaluation (fetched once), or None and why.
 
-        They are used only when they measure the judged metric: the result's primary metric,
-        reproduced by their mean.
+        They are used only when they measure `metric`: the result's `primary` metric, whose
+        `value` their mean reproduces.
         """
         found = self._fetch_items(evaluation_id, benchmark)
         if isinstance(found, str):
             return None, found
         if found.n == 0:
             return None, f"evaluation {evaluation_id} stored no per-item outcomes"
-        primary = result.primary_metric
         if primary != metric:
             return None, f"the per-item outcomes measure {primary}, not {metric}"
-        if abs(found.mean - result.value(metric)) > 1e-6:
+        if value is None:
+            return None, f"evaluation {evaluation_id} reports no {metric} to pair on"
+        if abs(found.mean - value) > 1e-6:
             return None, (
                 f"the per-item outcomes of evaluation {evaluation_id} (mean {found.mean:.4f}) "
-                f"do not reproduce its {metric} {result.value(metric):.4f}"
+                f"do not reproduce its {metric} {value:.4f}"
             )
         return found, ""
+
+    def result_item_outcomes(
+        self, evaluation_id: str, benchmark: str, metric: str, result: BenchmarkResult
+    ) -> tuple[ItemOutcomes | None, str]:
+        """`item_outcomes` for `metric` of a result the coordinator returned."""
+        return self.item_outcomes(
+            evaluation_id, benchmark, metric, result.primary_metric, result.value(metric)
+        )
 
     def _fetch_items(self, evaluation_id: str, benchmark: str) -> ItemOutcomes | str:
         """An evaluation's per-item outcomes of one benchmark (fetched once), or why there are none."""
@@ -581,31 +596,39 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> tuple[str, BenchmarkResult]:
         """The evaluation id and result of the gate's spec in the evaluation or job an entry names."""
+        evaluation = self.live_evaluation(entry, [gate.spec])
+        return evaluation.evaluation_id, evaluation.result(gate.spec.name)
+
+    def live_evaluation(self, entry: dict[str, Any], specs: list[Benchmark]) -> Evaluation:
+        """The evaluation a live reference names: `{evaluation_id}`, or `{job_id}`'s newest
+        COMPLETED one of exactly `specs` in the reuse window (LookupError when there is none)."""
         from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
             if evaluation_id not in self._live:
                 self._live[evaluation_id] = self.client.get(evaluation_id)
-            return evaluation_id, self._live[evaluation_id].result(gate.spec.name)
+            evaluation: Evaluation = self._live[evaluation_id]
+            return evaluation
         job_id = entry["job_id"]
-        cache_key = (job_id, gate.spec.key())
+        cache_key = (job_id, tuple(sorted(s.key() for s in specs)))
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
             self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
-                [gate.spec],
+                specs,
                 entry.get("checkpoint_id", ""),
                 since=datetime.now(UTC) - timedelta(hours=self.options.reuse_window),
                 statuses=(Status.COMPLETED,),
             )
-        found = self._live[cache_key]
+        found: Evaluation | None = self._live[cache_key]
         if found is None:
             raise LookupError(
-                f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window"
+                f"no COMPLETED evaluation of job {job_id} with "
+                f"{'this spec' if len(specs) == 1 else 'these specs'} in the reuse window"
             )
-        return found.evaluation_id, found.result(gate.spec.name)
+        return found
 
     # -- power and bless -------------------------------------------------------------------
 
@@ -638,16 +661,19 @@ class ScaimindSession:
         """Per-item outcomes of every blessed spec (or why there are none), for the file."""
         out: dict[str, ItemOutcomes | str] = {}
         for record in self.records:
-            if record.metrics is None or record.evaluation_id is None or record.benchmark in out:
+            primary = record.primary_metric
+            if (
+                record.metrics is None
+                or record.evaluation_id is None
+                or primary is None
+                or record.benchmark in out
+            ):
                 continue
-            found = self._fetch_items(record.evaluation_id, str(record.spec.get("name", "")))
-            if not isinstance(found, str) and record.primary_metric is not None:
-                value = record.metrics.get(record.primary_metric)
-                if found.n == 0:
-                    found = "the coordinator stored none"
-                elif value is None or abs(found.mean - value) > 1e-6:
-                    found = f"they do not reproduce {record.primary_metric}"
-            out[record.benchmark] = found
+            name = str(record.spec.get("name", ""))
+            items, note = self.item_outcomes(
+                record.evaluation_id, name, primary, primary, record.metrics.get(primary)
+            )
+            out[record.benchmark] = items if items is not None else note
         return out
 
     # -- records ---------------------------------------------------------------------------
@@ -661,9 +687,11 @@ class ScaimindSession:
         result: BenchmarkResult | None = None,
         *,
         infra: bool = False,
-        serving: Serving | None = None,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
+        serving = self._serving(gate.spec)
+        evaluation = self._evaluations.snapshot(serving) if self._evaluations else None
+        data = evaluation.data_info(serving.spec.name) if evaluation and serving else None
         criteria = {
             k: getattr(gate, k)
             for k in ("min_score", "max_drop", "max_rel_drop", "metric", "confidence")
@@ -692,14 +720,17 @@ class ScaimindSession:
             metrics=dict(result.metrics) if result is not None else None,
             stderr=dict(result.stderr) if result is not None else None,
             job_id=self.options.job,
-            model_uri=self._evaluations.model_uri if self._evaluations else self.options.model_uri,
+            model_uri=self.model_uri,
             checkpoint_id=self.options.checkpoint,
             host=self.host,
+            index=self._order.get(item.nodeid),
+            proportion=_judged_proportion(result, verdict.metric),
+            model_digest=evaluation.model_digest if evaluation is not None else None,
+            data=dataclasses.asdict(data) if data is not None else None,
+            baseline_source=self._baseline_source(gate) if verdict.baseline is not None else None,
             **self._verdict_fields(gate, verdict, result, infra),
             # reuse
             content_verified=serving.verified if serving is not None else None,
-            model_digest=serving.model_digest if serving is not None else None,
-            data_digest=serving.data_digest if serving is not None else None,
         )
         item.user_properties.extend(record.to_properties())
 
@@ -729,31 +760,46 @@ class ScaimindSession:
             "better": diff.better if diff else None,
             "margin": verdict.margin,
             "p_value": verdict.p_value,
-            "baseline_source": verdict.baseline_source,
             "correction": self.options.correction if gate.confidence is not None else None,
             "family_size": verdict.corrected.family_size if verdict.corrected else None,
             "power_warning": warning,
             "infra": infra,
         }
 
-    def _facts(self) -> dict[str, Any]:
-        from pytest_scaimind._policy import statistics
+    @property
+    def model_uri(self) -> str | None:
+        """The model the gates scored: the option's, or the one resolved from the job."""
+        return self._evaluations.model_uri if self._evaluations else self.options.model_uri
 
-        facts = self._context()
-        facts["statistics"] = statistics(self.records, self.power.values(), self.options.correction)
-        return facts
+    def _baseline_source(self, gate: Gate) -> dict[str, Any]:
+        """Where a gate's baseline value came from, for the reports: the file and entry, and
+        the figures' recorded source (stored) or the evaluation a live entry resolved to."""
+        name = label(gate.spec)
+        entry = self.baseline.entry(name) or {}
+        if is_live(entry):
+            source: dict[str, Any] = {
+                k: entry[k] for k in ("evaluation_id", "job_id") if k in entry
+            }
+            if "job_id" in entry:  # judged already, so the lookup is cached
+                with contextlib.suppress(LookupError):
+                    source["evaluation_id"] = self.live_evaluation(entry, [gate.spec]).evaluation_id
+        else:
+            source = dict(entry.get("source") or {})
+        return {
+            **source,
+            "kind": "live" if is_live(entry) else "stored",
+            "file": self.reports.display_path(self.baseline.path),
+            "entry": name if name in self.baseline.benchmarks else "default",
+        }
 
-    def _context(self) -> dict[str, Any]:
-        return _report.context(
-            self.records,
-            {
-                "job_id": self.options.job,
-                "model_uri": self.options.model_uri,
-                "checkpoint_id": self.options.checkpoint,
-                "host": self.options.host,
-            },
-        )
 
+def _judged_proportion(result: BenchmarkResult | None, metric: str | None) -> bool | None:
+    """Whether the result declares the judged metric a proportion (None: it cannot say)."""
+    from scaimind_nb import ScaimindError
 
-class InconclusiveGateWarning(UserWarning):
-    """A confidence gate passed under --scaimind-inconclusive=pass without a decisive interval."""
+    if result is None or metric is None:
+        return None
+    try:
+        return result.is_proportion(metric)
+    except (ScaimindError, KeyError):
+        return None

@@ -26,16 +26,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "test gates on, so it joins the session's single evaluation even when its assert_benchmark "
         "arguments are computed at run time",
     )
-    options = _options.Options.from_config(config)
-    if not options.job:
-        if options.require_gates:
-            from pytest_scaimind._policy import Policy
-
-            inactive = "--scaimind-job is not set, so every gate test was skipped"
-            policy = Policy(config, options, lambda: [], inactive=inactive)
-            config.pluginmanager.register(policy, "scaimind-policy")
-        return
+    if not _options.uses_plugin(config) or getattr(config.option, "help", False):
+        return  # inactive: the other options are neither read nor validated
     from pytest_scaimind._policy import Policy
+
+    options = _options.Options.from_config(config)
+    if not options.job:  # only --scaimind-require-gates asked for the plugin
+        inactive = "--scaimind-job is not set, so every gate test was skipped"
+        policy = Policy(config, options, lambda: [], inactive=inactive)
+        config.pluginmanager.register(policy, "scaimind-policy")
+        return
     from pytest_scaimind._session import ScaimindSession
 
     session = ScaimindSession(config, options)

@@ -22,7 +22,7 @@ from ._benchmarks.base import (
     RunContext,
     RunnerResult,
 )
-from ._drive import SCHEME, Drive
+from ._drive import Drive
 from ._registry import Registry
 from ._sandbox import Isolation, probe
 from ._store import CANCELLED_ERROR, MAX_ATTEMPTS, Store
@@ -80,10 +80,6 @@ class Service:
             raise _ServerStopping(evaluation_id)
         return self.store.cancel_requested(evaluation_id)
 
-    def public(self, text: str) -> str:
-        """`text` with server paths under the drive root shown as scaidrive:// URIs."""
-        return text.replace(str(self.drive.root) + os.sep, SCHEME)
-
     def model_digest(self, model_uri: str) -> str:
         """The model's digest; InvalidBenchmark when it cannot be resolved or loaded here."""
         manifest = read_manifest(self.drive.resolve(model_uri))
@@ -106,7 +102,7 @@ class Service:
         try:
             return what(*args), None
         except InvalidBenchmark as exc:
-            return None, self.public(str(exc))
+            return None, self.drive.hide(str(exc))
 
     def validate(
         self, model_uri: str, specs: list[BenchmarkSpec]
@@ -117,7 +113,7 @@ class Service:
             ctx = self.context("")
             return digest, [self.describe(spec, ctx) for spec in specs]
         except InvalidBenchmark as exc:
-            raise InvalidBenchmark(self.public(str(exc))) from None
+            raise InvalidBenchmark(self.drive.hide(str(exc))) from None
 
     def submit(
         self,
@@ -223,14 +219,14 @@ class Service:
             self.store.finish(eval_id, Status.CANCELLED, CANCELLED_ERROR)
             return
         except InvalidBenchmark as exc:
-            message = self.public(f"model: {exc}")
+            message = self.drive.hide(f"model: {exc}")
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "INVALID_ARGUMENT", "message": message}
             )
             return
         except Exception as exc:
             log.exception("evaluation %s failed", eval_id)
-            message = self.public(f"model failed: {type(exc).__name__}: {exc}")
+            message = self.drive.hide(f"model failed: {type(exc).__name__}: {exc}")
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
             )
@@ -278,10 +274,12 @@ class Service:
         except BenchmarkCancelled:
             raise
         except InvalidBenchmark as exc:
-            return failed_record(spec.name, index, "INVALID_ARGUMENT", self.public(str(exc))), []
+            return failed_record(
+                spec.name, index, "INVALID_ARGUMENT", self.drive.hide(str(exc))
+            ), []
         except Exception as exc:
             log.exception("evaluation %s: benchmark %s failed", eval_id, spec.name)
-            message = self.public(f"{type(exc).__name__}: {exc}")
+            message = self.drive.hide(f"{type(exc).__name__}: {exc}")
             return failed_record(spec.name, index, "BENCHMARK_FAILED", message), []
         progress[index] = {
             "benchmark": spec.name,

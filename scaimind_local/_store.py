@@ -9,7 +9,6 @@ transaction as every change of the row, so a GET is one indexed read with no dec
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import sqlite3
 import threading
@@ -17,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import Field, SampleField, Status
+from scaimind_nb._contract import Status
+
+from ._render import Hide, dump_json, render_evaluation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -81,106 +82,13 @@ def _format(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _finite(value: Any) -> Any:
-    """NaN and ±Inf as the strings protobuf's JSON mapping uses; never a bare NaN token."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def dump_json(content: Any) -> bytes:
-    """Compact JSON; NaN/Inf become strings (the C encoder refuses them, only then the walk)."""
-    try:
-        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:
-        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
-
-
-def render_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """One benchmark spec of a record (or of a precheck answer), with the data it scores.
-
-    `data` (`{digest, records, source}`) is present when the spec's data was described at
-    submit time: it is what the evaluation scores (a run refuses data that changed since).
-    """
-    out: dict[str, Any] = {
-        Field.NAME: spec["name"],
-        Field.DATASET: spec.get("dataset") or "",
-        Field.NUM_SAMPLES: str(spec.get("num_samples") or 0),
-        Field.PARAMETERS: spec.get("parameters") or {},
-    }
-    if spec.get(Field.DATA):
-        out[Field.DATA] = spec[Field.DATA]
-    return out
-
-
-def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
-    """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
-    out: dict[str, Any] = {
-        "evaluation_id": row["id"],
-        "job_id": row["job_id"],
-        "model_uri": row["model_uri"],
-        "checkpoint_id": row["checkpoint_id"],
-        "status": row["status"],
-        "benchmarks": [render_spec(b) for b in row["benchmarks"]],
-        "progress": [
-            {
-                "benchmark": p["benchmark"],
-                "completed": str(p["completed"]),
-                "total": str(p["total"]),
-            }
-            for p in row["progress"]
-        ],
-        "results": [{**r, "num_samples": str(r["num_samples"])} for r in row["results"]],
-        "cancel_requested": bool(row["cancel_requested"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-    if row.get("model_digest"):
-        out[Field.MODEL_DIGEST] = row["model_digest"]
-    if row["error"]:
-        out["error"] = row["error"]
-    for key in ("started_at", "completed_at"):
-        if row[key]:
-            out[key] = row[key]
-    return out
-
-
-def render_sample(
-    spec_index: int, benchmark: str, index: int, record: dict[str, Any]
-) -> dict[str, Any]:
-    """One per-item record of the samples route: the stable item id and outcome, then all stored.
-
-    The item id is the runner's `id` (the dataset's own id, a HumanEval task id, an MMLU
-    question id), else the item's position; `correct` is present for binary outcomes and
-    `score` is the outcome in [0, 1]; `cluster` is the item's subject where it has one.
-    """
-    item: dict[str, Any] = {
-        SampleField.ITEM_ID: str(record.get("id", index)),
-        SampleField.BENCHMARK: benchmark,
-        SampleField.SPEC_INDEX: spec_index,
-        SampleField.INDEX: index,
-    }
-    correct = record.get("correct")
-    if isinstance(correct, bool):
-        item[SampleField.CORRECT] = correct
-        item[SampleField.SCORE] = float(correct)
-    elif isinstance(record.get("score"), int | float) and not isinstance(record["score"], bool):
-        item[SampleField.SCORE] = float(record["score"])
-    if isinstance(record.get("subject"), str):
-        item[SampleField.CLUSTER] = record["subject"]
-    item[SampleField.RECORD] = record
-    return item
-
-
 class Store:
     """All persistent state of a coordinator, in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, hide: Hide | None = None) -> None:
+        """Open (or create) the file; `hide` cleans server paths out of stored renderings."""
         self.path = str(path)
+        self._hide: Hide = hide or (lambda value: value)
         self._local = threading.local()
         self._clock_lock = threading.Lock()
         self._last_ts = datetime.min.replace(tzinfo=UTC)
@@ -220,7 +128,7 @@ class Store:
         """
         rows = [_decode(r) for r in conn.execute(sql, args).fetchall()]
         for row in rows:
-            row["rendered"] = dump_json(render_evaluation(row))
+            row["rendered"] = dump_json(render_evaluation(row, self._hide))
         conn.executemany(
             "UPDATE evaluations SET rendered=? WHERE seq=?",
             [(row["rendered"], row["seq"]) for row in rows],
@@ -338,13 +246,16 @@ class Store:
         return _decode(row) if row else None
 
     def get_rendered(self, eval_id: str) -> bytes | None:
-        """The evaluation's rendered JSON record, as stored with its last change (GET's path)."""
-        row = (
-            self._conn()
-            .execute("SELECT rendered FROM evaluations WHERE id = ?", (eval_id,))
-            .fetchone()
+        """The evaluation's rendered JSON record, as stored with its last change."""
+        return self.get_rendered_many([eval_id]).get(eval_id)
+
+    def get_rendered_many(self, eval_ids: list[str]) -> dict[str, bytes]:
+        """The stored renderings of the evaluations that exist among `eval_ids` (GET's path)."""
+        marks = ",".join("?" * len(eval_ids))
+        rows = self._conn().execute(
+            f"SELECT id, rendered FROM evaluations WHERE id IN ({marks})", eval_ids
         )
-        return row[0] if row else None
+        return {row[0]: row[1] for row in rows}
 
     def list_evaluations(
         self, page_size: int, after: tuple[str, str] | None
@@ -491,7 +402,8 @@ class Store:
     def list_samples(
         self, eval_id: str, benchmark: str | None, page_size: int, after: tuple[int, int] | None
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Per-sample records in (spec, index) order, keyset-paginated."""
+        """Per-sample rows (spec_index, benchmark, idx, record JSON) in (spec, index) order,
+        keyset-paginated; plus whether more follow."""
         where: list[str] = ["evaluation_id=?"]
         args: list[Any] = [eval_id]
         if benchmark:
@@ -509,8 +421,7 @@ class Store:
             )
             .fetchall()
         )
-        out = [render_sample(r[0], r[1], r[2], json.loads(r[3])) for r in rows[:page_size]]
-        return out, len(rows) > page_size
+        return [dict(r) for r in rows[:page_size]], len(rows) > page_size
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

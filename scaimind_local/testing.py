@@ -12,8 +12,6 @@ import http.server
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -171,17 +169,15 @@ class Proxy:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0)) or None
         if self.refuse and request.path.split("?")[0].endswith(self.refuse):
             return 404, b'{"error": {"code": "NOT_FOUND", "message": "no such route"}}'
+        import httpx
+
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
-        forwarded = urllib.request.Request(
-            self.upstream + request.path, data=body, method=request.command, headers=headers
+        answer = httpx.request(
+            request.command, self.upstream + request.path, content=body, headers=headers, timeout=60
         )
-        try:
-            with urllib.request.urlopen(forwarded, timeout=60) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        return answer.status_code, answer.content
 
     def take(self) -> list[tuple[str, str, float]]:
         """The requests logged so far, clearing the log."""

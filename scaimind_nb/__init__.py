@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "API_PREFIX": "._contract",
+    "Route": "._contract",
     "Client": "._client",
     "AsyncClient": "._async_client",
     "Benchmark": "._models",
@@ -118,6 +120,10 @@ if TYPE_CHECKING:  # the same names for type checkers: `X as X` marks a re-expor
     )
     from ._client import (
         Client as Client,
+    )
+    from ._contract import (
+        API_PREFIX as API_PREFIX,
+        Route as Route,
     )
     from ._errors import (
         APIConnectionError as APIConnectionError,

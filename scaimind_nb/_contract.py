@@ -160,8 +160,12 @@ class Field(enum.StrEnum):
     UPDATED_AT = "updated_at"
     STARTED_AT = "started_at"
     COMPLETED_AT = "completed_at"
+    CANCEL_REQUESTED = "cancel_requested"
     MODEL_DIGEST = "model_digest"
     """Content digest (``sha256:<hex>``) of the model artefact that was evaluated."""
+    # progress entry (one per benchmark spec)
+    COMPLETED = "completed"
+    TOTAL = "total"
     # per-benchmark result
     BENCHMARK = "benchmark"
     SCORE = "score"
@@ -182,7 +186,10 @@ class Field(enum.StrEnum):
     """On a spec of a precheck answer: the first problem that would stop it (absent when none)."""
     MODEL_PROBLEM = "model_problem"
     """On a precheck answer: why the model cannot be evaluated (absent when it can)."""
-    # listings and pages
+    # listings and pages (a listed item is the evaluation's own job record)
+    TYPE = "type"
+    LABELS = "labels"
+    PARENT_JOB_ID = "parent_job_id"
     EVALUATIONS = "evaluations"
     SAMPLES = "samples"
     NEXT_PAGE_TOKEN = "next_page_token"

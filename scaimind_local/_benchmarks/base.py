@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from scaimind_nb._models import DataInfo
 
 from .._backends.base import ModelBackend
+from .._errors import InvalidBenchmark
 
 __all__ = [
     "BenchmarkCancelled",
@@ -27,10 +28,6 @@ __all__ = [
     "RunContext",
     "RunnerResult",
 ]
-
-
-class InvalidBenchmark(ValueError):
-    """The benchmark spec cannot run here; the message is shown to the user as a 400."""
 
 
 class BenchmarkCancelled(Exception):

@@ -17,15 +17,25 @@ import ast
 import gzip
 import hashlib
 import importlib.util
-import json
 import re
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
 from .._digest import PREFIX
-from .._sandbox import Isolation, IsolationUnavailable, Program, Sandbox, Verdict, choose
+from .._drive import open_regular
+from .._json import load_json
+from .._sandbox import (
+    Isolation,
+    IsolationUnavailable,
+    Program,
+    ProgramOutcome,
+    ProgramResult,
+    Sandbox,
+    choose,
+)
 from ._shared import (
     cut_at_stop,
     float_param,
@@ -73,8 +83,11 @@ def read_problems(path: Path, label: str | None = None) -> list[dict[str, Any]]:
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes (a regular file only: a FIFO or device is refused, never read)."""
     try:
-        return path.read_bytes()
+        with open_regular(path, label) as fh:
+            data: bytes = fh.read()
+            return data
     except OSError as exc:
         raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc.strerror}") from None
 
@@ -87,19 +100,19 @@ def parse_problems(raw: bytes, path: Path, label: str) -> list[dict[str, Any]]:
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            problem = json.loads(line)
-            missing = [
-                f
-                for f in FIELDS
-                if not isinstance(problem, dict) or not isinstance(problem.get(f), str)
-            ]
+            problem = load_json(line, f"humaneval: {label} line {number}", error=InvalidBenchmark)
+            if not isinstance(problem, dict):
+                problem = {}
+            missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
             if missing:
                 raise InvalidBenchmark(
                     f"humaneval: {label} line {number} lacks {', '.join(missing)}; each line "
                     f"needs {', '.join(FIELDS)}"
                 )
             problems.append(problem)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: not UTF-8
+        if isinstance(exc, InvalidBenchmark):
+            raise
         raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc}") from None
     if not problems:
         raise InvalidBenchmark(f"humaneval: {label} holds no problems")
@@ -250,8 +263,8 @@ class HumanEvalRunner:
         memory_mb = int(ctx.settings.get("sandbox_memory_mb", 1024))
         completions: list[str] = [""] * total
         replies: list[str] = [""] * total
-        verdicts: list[Verdict | None] = [None] * total
-        futures: list[Future[Verdict]] = []
+        verdicts: list[ProgramResult | None] = [None] * total
+        futures: list[Future[ProgramResult]] = []
         sandbox = Sandbox(workers, isolation=isolation, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
 
@@ -325,7 +338,7 @@ class HumanEvalRunner:
         jobs: list[tuple[dict[str, Any], int]],
         completions: list[str],
         replies: list[str],
-        verdicts: list[Verdict | None],
+        verdicts: list[ProgramResult | None],
         cfg: dict[str, Any],
         mode: str,
         source: str,
@@ -334,18 +347,18 @@ class HumanEvalRunner:
     ) -> RunnerResult:
         correct: dict[str, int] = {p["task_id"]: 0 for p in problems}
         samples = []
-        counts = {"passed": 0, "failed": 0, "timed_out": 0}
+        counts = dict.fromkeys(ProgramOutcome, 0)
         rows = zip(jobs, completions, replies, verdicts, strict=True)
         for (problem, j), completion, reply, verdict in rows:
             assert verdict is not None
             correct[problem["task_id"]] += verdict.passed
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+            counts[verdict.outcome] += 1
             samples.append(
                 {
                     **({"reply": reply[:4000]} if mode == "chat" else {}),
                     "id": problem["task_id"],
                     "sample": j,
-                    "verdict": verdict.verdict,
+                    "verdict": verdict.outcome,
                     "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],

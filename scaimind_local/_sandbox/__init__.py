@@ -14,6 +14,7 @@ design, what it stops and what it does not.
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import json
 import os
@@ -25,8 +26,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +88,19 @@ class Program:
     call: tuple[str, str] | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of one program: `passed`, `failed` or `timed_out`."""
+class ProgramOutcome(enum.StrEnum):
+    """How one program ended."""
 
-    verdict: str
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """What one program did: its outcome, the error's last line, its output and its time."""
+
+    outcome: ProgramOutcome
     error: str | None
     output: str
     seconds: float
@@ -100,7 +108,7 @@ class Verdict:
     @property
     def passed(self) -> bool:
         """True only when the program ran to its end and the harness confirmed it."""
-        return self.verdict == "passed"
+        return self.outcome is ProgramOutcome.PASSED
 
 
 # --- what the sandbox sees --------------------------------------------------------------------
@@ -346,7 +354,7 @@ class Sandbox:
             if server in self._servers:
                 self._servers.remove(server)
 
-    def run(self, program: Program, *, timeout: float | None = None) -> Verdict:
+    def run(self, program: Program, *, timeout: float | None = None) -> ProgramResult:
         """Run one program in a fresh child process and return its verdict."""
         timeout = self.timeout if timeout is None else timeout
         request = {
@@ -360,36 +368,16 @@ class Sandbox:
         try:
             server = self._acquire()
         except (OSError, SandboxUnavailable) as exc:
-            return Verdict("failed", f"sandbox error: {exc}", "", 0.0)
+            return ProgramResult(ProgramOutcome.FAILED, f"sandbox error: {exc}", "", 0.0)
         try:
             answer = server.run(request)
         except (OSError, RuntimeError, ValueError) as exc:
             self._discard(server)
-            return Verdict("failed", f"sandbox error: {exc}", "", 0.0)
+            return ProgramResult(ProgramOutcome.FAILED, f"sandbox error: {exc}", "", 0.0)
         self._idle.put(server)
-        return Verdict(answer["verdict"], answer["error"], answer["output"], answer["seconds"])
-
-    def run_many(
-        self,
-        programs: Iterable[Program],
-        *,
-        timeout: float | None = None,
-        on_done: Callable[[int, Verdict], None] | None = None,
-    ) -> list[Verdict]:
-        """Run programs `workers` at a time; `on_done(index, verdict)` is called as each ends."""
-        items = list(programs)
-        results: list[Verdict | None] = [None] * len(items)
-
-        def one(index: int) -> None:
-            verdict = self.run(items[index], timeout=timeout)
-            results[index] = verdict
-            if on_done is not None:
-                on_done(index, verdict)
-
-        with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(items)))) as pool:
-            for future in [pool.submit(one, i) for i in range(len(items))]:
-                future.result()
-        return [r for r in results if r is not None]
+        return ProgramResult(
+            ProgramOutcome(answer["verdict"]), answer["error"], answer["output"], answer["seconds"]
+        )
 
 
 # --- finding out what isolation this machine offers -------------------------------------------
@@ -487,9 +475,10 @@ __all__ = [
     "Isolation",
     "IsolationUnavailable",
     "Program",
+    "ProgramOutcome",
+    "ProgramResult",
     "Sandbox",
     "SandboxUnavailable",
-    "Verdict",
     "choose",
     "describe",
     "find_bwrap",

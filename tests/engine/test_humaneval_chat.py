@@ -96,7 +96,7 @@ def test_defines_finds_top_level_definitions_only() -> None:
 
 def run(problem: dict[str, Any], completion: str, mode: str = "chat") -> str:
     with Sandbox(1, isolation=probe(), timeout=3.0) as sandbox:
-        return sandbox.run(program_for(problem, completion, mode)).verdict
+        return sandbox.run(program_for(problem, completion, mode)).outcome
 
 
 def test_a_redefinition_runs_after_the_prompts_imports_not_inside_the_stub() -> None:

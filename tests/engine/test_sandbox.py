@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from scaimind_local._sandbox import UNISOLATED, Isolation, Program, Sandbox, Verdict, probe
+from scaimind_local._sandbox import UNISOLATED, Isolation, Program, ProgramResult, Sandbox, probe
+
+from ._sandboxes import run_all
 
 PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
 TEST = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
@@ -40,7 +42,7 @@ def sandbox(isolation: Isolation) -> Iterator[Sandbox]:
         yield sb
 
 
-def judge(sandbox: Sandbox, completion: str, *, timeout: float | None = None) -> Verdict:
+def judge(sandbox: Sandbox, completion: str, *, timeout: float | None = None) -> ProgramResult:
     return sandbox.run(Program((PROMPT + completion, TEST), ("check", "add")), timeout=timeout)
 
 
@@ -50,12 +52,12 @@ def still_works(sandbox: Sandbox) -> None:
 
 def test_correct_program_passes(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    return a + b\n")
-    assert verdict.passed and verdict.verdict == "passed" and verdict.error is None
+    assert verdict.passed and verdict.outcome == "passed" and verdict.error is None
 
 
 def test_wrong_program_fails_with_the_errors_last_line(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    return a - b\n")
-    assert verdict.verdict == "failed" and verdict.error == "AssertionError"
+    assert verdict.outcome == "failed" and verdict.error == "AssertionError"
     verdict = judge(sandbox, "    raise ValueError('bad\\nsecond line')\n")
     assert verdict.error == "ValueError: bad"
 
@@ -63,14 +65,14 @@ def test_wrong_program_fails_with_the_errors_last_line(sandbox: Sandbox) -> None
 def test_infinite_loop_times_out_on_the_wall_clock(sandbox: Sandbox) -> None:
     start = time.monotonic()
     verdict = judge(sandbox, "    while True:\n        pass\n", timeout=1.0)
-    assert verdict.verdict == "timed_out"
+    assert verdict.outcome == "timed_out"
     assert time.monotonic() - start < 3
     still_works(sandbox)
 
 
 def test_sleeping_forever_times_out(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    import time\n    time.sleep(100)\n", timeout=0.5)
-    assert verdict.verdict == "timed_out"
+    assert verdict.outcome == "timed_out"
 
 
 def _processes() -> int:
@@ -116,7 +118,7 @@ def test_fork_bomb_fails_and_leaves_no_process(sandbox: Sandbox, bomb: str) -> N
     resident = descendants(server_pids(sandbox))  # bwrap's init and the fork server, if isolated
     before = _processes()
     verdict = judge(sandbox, "    return a + b\n" + bomb)
-    assert verdict.verdict == "failed", verdict
+    assert verdict.outcome == "failed", verdict
     assert descendants(server_pids(sandbox)) <= resident
     assert _processes() <= before + 50  # nothing multiplied, even allowing for other work
     still_works(sandbox)
@@ -130,7 +132,7 @@ def test_fork_bomb_fails_and_leaves_no_process(sandbox: Sandbox, bomb: str) -> N
 def test_memory_bomb_fails(sandbox: Sandbox, bomb: str) -> None:
     verdict = judge(sandbox, "    return a + b\n" + bomb, timeout=5)
     assert not verdict.passed
-    assert verdict.verdict == "timed_out" or "MemoryError" in (verdict.error or ""), verdict
+    assert verdict.outcome == "timed_out" or "MemoryError" in (verdict.error or ""), verdict
     still_works(sandbox)
 
 
@@ -148,7 +150,7 @@ def test_deleting_files_fails_and_deletes_nothing(sandbox: Sandbox, tmp_path: Pa
         f"open({str(canary / 'keep.txt')!r}, 'w').write('gone')\n",
     ):
         verdict = judge(sandbox, "    return a + b\n" + attack)
-        assert verdict.verdict == "failed", (attack, verdict)
+        assert verdict.outcome == "failed", (attack, verdict)
     assert (canary / "keep.txt").read_text() == "keep"
     still_works(sandbox)
 
@@ -160,18 +162,18 @@ def test_program_may_write_in_its_private_work_dir(sandbox: Sandbox) -> None:
 
 def test_sys_exit_zero_before_the_tests_fails(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    return 0\nimport sys\nsys.exit(0)\n")
-    assert verdict.verdict == "failed" and verdict.error == "SystemExit: 0"
+    assert verdict.outcome == "failed" and verdict.error == "SystemExit: 0"
 
 
 def test_os_exit_zero_before_the_tests_fails(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    return 0\nimport os\nos._exit(0)\n")
-    assert verdict.verdict == "failed"
+    assert verdict.outcome == "failed"
     assert verdict.error == "exited with status 0 before the tests finished"
 
 
 def test_exit_inside_the_tested_function_fails(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    import os\n    os._exit(0)\n")
-    assert verdict.verdict == "failed"
+    assert verdict.outcome == "failed"
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,7 @@ def test_exit_inside_the_tested_function_fails(sandbox: Sandbox) -> None:
 )
 def test_killing_the_parent_fails_and_harms_nothing(sandbox: Sandbox, attack: str) -> None:
     verdict = judge(sandbox, "    return a + b\n" + attack)
-    assert verdict.verdict == "failed", verdict
+    assert verdict.outcome == "failed", verdict
     still_works(sandbox)
 
 
@@ -213,7 +215,7 @@ FORGERIES = {
 @pytest.mark.parametrize("attack", FORGERIES.values(), ids=FORGERIES.keys())
 def test_forged_verdicts_fail(sandbox: Sandbox, attack: str) -> None:
     verdict = judge(sandbox, attack)
-    assert verdict.verdict == "failed", verdict
+    assert verdict.outcome == "failed", verdict
     still_works(sandbox)
 
 
@@ -233,7 +235,7 @@ def test_frames_stay_usable_for_ordinary_libraries(sandbox: Sandbox) -> None:
 def test_network_is_refused(sandbox: Sandbox) -> None:
     body = "    import socket\n    socket.create_connection(('127.0.0.1', 1))\n    return a + b\n"
     verdict = judge(sandbox, body)
-    assert verdict.verdict == "failed" and "socket" in (verdict.error or "")
+    assert verdict.outcome == "failed" and "socket" in (verdict.error or "")
 
 
 def test_output_is_captured_and_truncated(sandbox: Sandbox) -> None:
@@ -245,7 +247,7 @@ def test_output_is_captured_and_truncated(sandbox: Sandbox) -> None:
 
 def test_endless_output_is_drained_until_the_timeout(sandbox: Sandbox) -> None:
     verdict = judge(sandbox, "    while True:\n        print('y' * 1000)\n", timeout=1.0)
-    assert verdict.verdict == "timed_out" and len(verdict.output) <= 4096
+    assert verdict.outcome == "timed_out" and len(verdict.output) <= 4096
 
 
 def test_environment_is_scrubbed(isolation: Isolation, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,7 +260,7 @@ def test_environment_is_scrubbed(isolation: Isolation, monkeypatch: pytest.Monke
 def test_two_programs_run_in_parallel(isolation: Isolation) -> None:
     body = "import time\nprint(time.time())\ntime.sleep(1.0)\nprint(time.time())\n"
     with Sandbox(2, isolation=isolation, timeout=10) as sb:
-        verdicts = sb.run_many([Program((body,))] * 2)
+        verdicts = run_all(sb, [Program((body,))] * 2)
     assert all(v.passed for v in verdicts)
     (start1, end1), (start2, end2) = ([float(x) for x in v.output.split()] for v in verdicts)
     assert max(start1, start2) < min(end1, end2)  # the two runs overlapped in time
@@ -278,11 +280,11 @@ def test_a_program_can_forge_only_its_own_verdict(sandbox: Sandbox) -> None:
     """The documented limit: the program owns its process, so it can report its own pass (as it
     can return always-equal objects); the verdicts of the programs around it stay right."""
     forged = "    return 0\nimport os\nos.write(3, b'PASS')\nos._exit(0)\n"
-    verdicts = sandbox.run_many(
+    verdicts = run_all(sandbox,
         [Program((PROMPT + body, TEST), ("check", "add")) for body in
          ["    return a - b\n", forged, "    return a + b\n", "    return a - b\n"]]
     )  # fmt: skip
-    assert [v.verdict for v in verdicts] == ["failed", "passed", "passed", "failed"]
+    assert [v.outcome for v in verdicts] == ["failed", "passed", "passed", "failed"]
 
 
 def test_an_answer_out_of_turn_discards_the_server(isolation: Isolation) -> None:
@@ -294,7 +296,7 @@ def test_an_answer_out_of_turn_discards_the_server(isolation: Isolation) -> None
                    "memory_bytes": 256 << 20, "id": 999}  # fmt: skip
         server.proc.stdin.write(json.dumps(request).encode() + b"\n")  # an answer nobody asked for
         verdict = sb.run(Program(("pass",)))
-        assert verdict.verdict == "failed" and verdict.error == (
+        assert verdict.outcome == "failed" and verdict.error == (
             "sandbox error: sandbox server answered out of turn"
         )
         assert sb._servers == [] and server.proc.poll() is not None
@@ -321,8 +323,8 @@ def test_status_records_parse_in_any_order() -> None:
 
 def test_servers_outlive_the_thread_that_started_them(isolation: Isolation) -> None:
     with Sandbox(2, isolation=isolation) as sb:
-        assert all(v.passed for v in sb.run_many([Program(("pass",))] * 2))  # pool threads end
-        assert all(v.passed for v in sb.run_many([Program(("pass",))] * 2))
+        assert all(v.passed for v in run_all(sb, [Program(("pass",))] * 2))  # pool threads end
+        assert all(v.passed for v in run_all(sb, [Program(("pass",))] * 2))
         assert len(sb._servers) == 2
 
 

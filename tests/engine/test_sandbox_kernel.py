@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from scaimind_local._sandbox import SANDBOX_UID, Isolation, Program, Sandbox, Verdict, probe
+from scaimind_local._sandbox import SANDBOX_UID, Isolation, Program, ProgramResult, Sandbox, probe
 
+from ._sandboxes import run_all
 from .test_sandbox import descendants, server_pids
 
 pytestmark = pytest.mark.isolation
@@ -212,7 +213,7 @@ def test_programs_run_as_an_unprivileged_host_user(sandbox: Sandbox) -> None:
     expected = SANDBOX_UID if os.geteuid() == 0 else os.geteuid()
     resident = descendants(server_pids(sandbox)) | server_pids(sandbox)
     seen: dict[int, list[str]] = {}
-    verdict: list[Verdict] = []
+    verdict: list[ProgramResult] = []
     runner = threading.Thread(
         target=lambda: verdict.append(
             sandbox.run(Program(("import time\ntime.sleep(30)",)), timeout=3)
@@ -231,7 +232,7 @@ def test_programs_run_as_an_unprivileged_host_user(sandbox: Sandbox) -> None:
     runner.join()
     assert len(seen) >= len(resident) + 3, seen
     assert all(uids == [str(expected)] * 4 for uids in seen.values()), seen
-    assert verdict[0].verdict == "timed_out"
+    assert verdict[0].outcome == "timed_out"
 
 
 def test_other_system_call_abis_are_refused(sandbox: Sandbox) -> None:
@@ -250,7 +251,7 @@ def test_other_system_call_abis_are_refused(sandbox: Sandbox) -> None:
             )
         )
     )
-    assert verdict.verdict == "failed" and verdict.error == "killed by SIGSYS", verdict
+    assert verdict.outcome == "failed" and verdict.error == "killed by SIGSYS", verdict
 
 
 def test_a_fork_bomb_stops_at_the_task_limit_and_leaves_nothing(sandbox: Sandbox) -> None:
@@ -304,9 +305,9 @@ def test_programs_running_side_by_side_cannot_see_each_other(isolation: Isolatio
         "found.update(others=sorted(found['others']), end=time.time())\n"
     )
     with Sandbox(2, isolation=isolation, timeout=10, guard=False) as pair:
-        assert all(v.passed for v in pair.run_many([Program(("pass",))] * 2))  # both servers up
-        verdicts = pair.run_many(
-            [Program((scan + "import json\nprint('FOUND' + json.dumps(found))\n",))] * 2
+        assert all(v.passed for v in run_all(pair, [Program(("pass",))] * 2))  # both servers up
+        verdicts = run_all(
+            pair, [Program((scan + "import json\nprint('FOUND' + json.dumps(found))\n",))] * 2
         )
     first, second = (json.loads(v.output.rpartition("FOUND")[2]) for v in verdicts)
     assert max(first["start"], second["start"]) < min(first["end"], second["end"])  # overlapped

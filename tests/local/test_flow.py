@@ -127,7 +127,7 @@ def test_malformed_line_is_refused_at_submit_with_its_number_and_server_survives
     uri = f"scaidrive://org/eval/bad-{unique}.jsonl"
     resp = submit(api, job_id, {"name": "custom-bad", "dataset": uri})
     assert resp.status_code == 400
-    assert resp.json()["error"]["message"].startswith(f"{uri} line 3: invalid JSON")
+    assert resp.json()["error"]["message"].startswith(f"{uri} line 3 is not valid JSON")
     assert api.get("/benchmarks").status_code == 200
 
 

@@ -64,9 +64,11 @@ def test_each_spec_gets_its_digest_or_first_problem_and_nothing_is_queued(
     assert problems[1] == (
         "unknown benchmark 'humanevall'; this coordinator knows: custom-*, humaneval, mmlu"
     )
-    assert problems[2].startswith(f"scaidrive://org/eval/bad-{unique}.jsonl line 2: invalid JSON")
+    assert problems[2].startswith(
+        f"scaidrive://org/eval/bad-{unique}.jsonl line 2 is not valid JSON"
+    )
     assert problems[3] == (
-        f"dataset 'scaidrive://org/eval/gone-{unique}.jsonl' does not exist on this coordinator"
+        f"'scaidrive://org/eval/gone-{unique}.jsonl' does not exist on this coordinator"
     )
     assert problems[4] == "custom-good: match='fuzzy' is not one of exact, contains, regex, numeric"
     assert entries[5]["data"]["records"] == 164
@@ -116,7 +118,7 @@ def test_the_precheck_digests_are_the_ones_the_submit_records(
         ({"benchmarks": []}, "benchmarks must be a non-empty list"),
         ({"model_uri": "m"}, "benchmarks must be a non-empty list"),
         ({"benchmarks": ["mmlu"] * 101}, "at most 100 benchmarks"),
-        ({"benchmarks": ["mmlu"], "job_id": "j"}, "unknown field(s) job_id"),
+        ({"benchmarks": ["mmlu"], "job_id": "j"}, "unknown field(s) 'job_id'"),
         ({"benchmarks": ["mmlu"], "model_uri": 3}, "model_uri must be a string"),
         ({"benchmarks": ["mmlu", {"dataset": "x"}]}, "benchmarks[1].name is required"),
         ({"benchmarks": [{"name": "mmlu", "num_samples": 0}]}, "num_samples must be an integer"),

@@ -155,3 +155,60 @@ def test_every_benchmark_field_is_part_of_the_reuse_key():
         }
         reuse_keys = {reuse_key("h", "j", "m", "", Serving(spec)) for spec in specs}
         assert len(request_keys) == 2 == len(reuse_keys), field.name
+
+
+def _scan_one(pytester: pytest.Pytester, body: str):
+    items = pytester.getitems(
+        "import pytest\nfrom pytest_scaimind import assert_benchmark\n" + body
+    )
+    return Scanner().scan(items[0])
+
+
+def test_a_name_given_by_keyword_is_batched_like_a_positional_one(pytester):
+    found = _scan_one(
+        pytester,
+        "def test_kw():\n    assert_benchmark(name='mmlu', min_score=0.6, num_samples=50)\n",
+    )
+    assert found is not None and not found.dynamic
+    assert [label(g.spec) for g in found.gates] == ["mmlu[n=50]"]
+    assert found.gates[0].min_score == 0.6
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("assert_benchmark()", "assert_benchmark needs a benchmark name"),
+        ("assert_benchmark(min_score=0.6)", "assert_benchmark needs a benchmark name"),
+        ("assert_benchmark('mmlu', 0.6)", "takes only the benchmark name positionally"),
+        ("assert_benchmark('mmlu', name='arc')", "takes only the benchmark name positionally"),
+        (
+            "assert_benchmark('mmlu', metric='accuracy', min_score=60)",
+            "min_score=60 is a percentage, but accuracy is a proportion in [0, 1]: did you mean min_score=0.6?",
+        ),
+        (
+            "assert_benchmark('mmlu', metric='exact_match', max_drop=5)",
+            "did you mean max_drop=0.05?",
+        ),
+        (
+            "assert_benchmark('mmlu', metric='acc', min_score=250)",
+            "min_score=250 can never be met by acc, a proportion in [0, 1]",
+        ),
+    ],
+)
+def test_calls_that_cannot_work_are_refused_at_collection(pytester, call, message):
+    with pytest.raises(ValueError) as excinfo:
+        _scan_one(pytester, f"def test_bad():\n    {call}\n")
+    assert message in str(excinfo.value)
+
+
+def test_a_marker_without_a_name_is_refused(pytester):
+    with pytest.raises(ValueError, match=r"@pytest\.mark\.scaimind needs a benchmark name"):
+        _scan_one(pytester, "@pytest.mark.scaimind(num_samples=5)\ndef test_m():\n    pass\n")
+
+
+def test_percent_thresholds_on_metrics_not_known_as_proportions_wait_for_the_result(pytester):
+    # a metric named like a score of its own (perplexity, bleu) may exceed 1: nothing to refuse yet
+    found = _scan_one(
+        pytester, "def test_ok():\n    assert_benchmark('mmlu', metric='bleu', min_score=30)\n"
+    )
+    assert found is not None and found.gates[0].min_score == 30

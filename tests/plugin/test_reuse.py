@@ -55,7 +55,7 @@ def test_a_dataset_edited_under_the_same_uri_is_not_reused_and_an_unchanged_one_
     assert served["test_qa_fails"]["reused"] is False
     assert served["test_big_passes"]["evaluation_id"] == first
     assert served["test_big_passes"]["reused"] and served["test_big_passes"]["content_verified"]
-    assert served["test_qa_fails"]["data_digest"] != served["test_big_passes"]["data_digest"]
+    assert served["test_qa_fails"]["data"]["digest"] != served["test_big_passes"]["data"]["digest"]
     # without the cache, the listing finds the evaluation holding the *current* data
     gate_project.run("--cache-clear").assert_outcomes(passed=6)
     assert gate_project.submissions() == 2
@@ -78,7 +78,8 @@ def test_a_model_whose_weights_changed_under_the_same_uri_is_not_reused(
     retrained.assert_outcomes(passed=6)
     assert gate_project.submissions() == 2
     second = gate_project.evaluation_ids()[1]
-    retrained.stdout.fnmatch_lines([f"*evaluation {second} (new)"])
+    retrained.stdout.fnmatch_lines([f"*evaluation {second}*"])
+    assert f"evaluation {second} (reused" not in retrained.stdout.str()
     assert _names(gate_project.submitted()[1]) == ["custom-big", "custom-qa"]
     gate_project.run("--cache-clear").assert_outcomes(passed=6)
     assert gate_project.submissions() == 2
@@ -93,7 +94,7 @@ def test_a_k_subset_is_served_from_a_larger_evaluation(gate_project: GateProject
         subset.assert_outcomes(passed=1, failed=1, deselected=4)
         subset.stdout.fnmatch_lines([f"*evaluation {first} (reused, content-verified)"])
         checklist = (gate_project.pytester.path / "r.md").read_text()
-        assert f"- evaluation: `{first}` (reused, content-verified)" in checklist
+        assert f"`{first}` (reused, content-verified)" in checklist
     assert gate_project.submissions() == 1
 
 
@@ -117,18 +118,18 @@ def test_a_changed_num_samples_on_one_gate_submits_only_that_spec(
     [
         (
             'assert_benchmark("humanevall", min_score=0.1)',
-            "*humanevall: unknown benchmark 'humanevall'; this coordinator knows: custom-*, "
-            "humaneval, mmlu (precheck; not submitted)*",
+            "unknown benchmark 'humanevall'; this coordinator knows: custom-*, humaneval, mmlu "
+            "(precheck of humanevall; not submitted)",
         ),
         (
             'assert_benchmark("custom-bad", dataset=BAD, min_score=0.1)',
-            "*custom-bad@scaidrive://*bad-*.jsonl: scaidrive://*bad-*.jsonl line 2: invalid JSON*"
-            "(precheck; not submitted)*",
+            "scaidrive://*bad-*.jsonl line 2 is not valid JSON: * (precheck of "
+            "custom-bad@scaidrive://*bad-*.jsonl; not submitted)",
         ),
         (
             'assert_benchmark("custom-gone", dataset=GONE, min_score=0.1)',
-            "*custom-gone@*: dataset 'scaidrive://*gone-*.jsonl' does not exist on this "
-            "coordinator (precheck; not submitted)*",
+            "'scaidrive://*gone-*.jsonl' does not exist on this coordinator (precheck of "
+            "custom-gone@*; not submitted)",
         ),
     ],
     ids=["typo", "malformed-line", "missing-dataset"],
@@ -163,9 +164,8 @@ def test_an_unresolvable_model_errors_every_gate_and_submits_nothing(
     assert result.ret == 1  # a precheck's refusal is not an infrastructure error: no retry (75)
     result.stdout.fnmatch_lines(
         [
-            "scaimind: custom-big@*: model scaidrive://org/models/nowhere: no model at "
-            "scaidrive://org/models/nowhere: expected a folder holding scaimind-model.json "
-            "(precheck; not submitted)"
+            "scaimind: no model at scaidrive://org/models/nowhere: expected a folder holding "
+            "scaimind-model.json (precheck of custom-big@*; not submitted)"
         ]
     )
     assert gate_project.submissions() == 0
@@ -208,8 +208,8 @@ def test_against_a_coordinator_without_the_precheck_reuse_falls_back_to_uris(
     first.assert_outcomes(passed=5, failed=1, errors=1)
     first.stdout.fnmatch_lines(
         [
-            "scaimind: humanevall: unknown benchmark 'humanevall'; http://127.0.0.1:* knows: "
-            "custom-*, humaneval, mmlu (not submitted)"
+            "scaimind: unknown benchmark 'humanevall'; http://127.0.0.1:* knows: custom-*, "
+            "humaneval, mmlu (checked against its benchmarks route; humanevall not submitted)"
         ]
     )
     assert older.calls("/precheck") == 1 and older.calls("/benchmarks") == 1
@@ -240,7 +240,7 @@ def test_without_a_precheck_a_malformed_dataset_is_found_by_the_submit_alone(
     result = gate_project.run(f"--scaimind-host={older.url}")
     # the one evaluation it would have joined is refused whole: every gate errors, nothing queued
     result.assert_outcomes(passed=1, errors=6)
-    result.stdout.fnmatch_lines(["*coordinator error at *HTTP 400*line 1: invalid JSON*"])
+    result.stdout.fnmatch_lines(["*HTTP 400: *line 1 is not valid JSON*"])
     assert gate_project.submissions() == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -96,8 +97,19 @@ def test_big_does_not_regress():
     )
     gate_project.run(f"--scaimind-baseline={path}").assert_outcomes(passed=1)
     path.write_text(json.dumps({"format": FORMAT, "default": {"job_id": gate_project.job_id}}))
-    gate_project.run(f"--scaimind-baseline={path}").assert_outcomes(passed=1)
+    report = gate_project.pytester.path / "live.json"
+    gate_project.run(f"--scaimind-baseline={path}", f"--scaimind-report={report}").assert_outcomes(
+        passed=1
+    )
     assert gate_project.submissions() == 1
+    [gate] = json.loads(report.read_text())["gates"]
+    assert gate["baseline_source"] == {  # the job's entry, and the evaluation it resolved to
+        "kind": "live",
+        "file": "baseline.json",
+        "entry": "default",
+        "job_id": gate_project.job_id,
+        "evaluation_id": evaluation_id,
+    }
 
 
 def test_reports_junit_step_summary_and_no_secret_anywhere(
@@ -125,7 +137,7 @@ def test_qa():
     md.stdout.fnmatch_lines(
         [
             "*scaimind quality gates*",
-            "test*benchmark*metric*score*threshold*baseline*delta*n*verdict",
+            "test*bench*score*thresh*Δ thr*n*verdict",
         ]
     )
     assert md.stdout.str().count("scaimind quality gates") == 1
@@ -142,7 +154,9 @@ def test_qa():
     assert props["test_qa"]["scaimind_evaluation_id"] == evaluation_id
 
     text = (pytester.path / "out/release.md").read_text()
-    assert "1/2 passed" in text and "- [x] **custom-big" in text and "- [ ] **custom-qa" in text
+    assert "1 of 2 passed (1 failed)" in text
+    assert "- [x] `test_release.py::test_big` on `custom-big" in text
+    assert "- [ ] `test_release.py::test_qa` on `custom-qa" in text
     for fact in (
         gate_project.job_id,
         gate_project.model_uri,
@@ -151,7 +165,8 @@ def test_qa():
     ):
         assert fact in text
     data = json.loads((pytester.path / "out/release.json").read_text())
-    assert data["evaluation_ids"] == [evaluation_id] and data["passed"] == 1
+    assert [e["evaluation_id"] for e in data["evaluations"]] == [evaluation_id]
+    assert data["summary"]["passed"] == 1
     assert {g["verdict"] for g in data["gates"]} == {"pass", "fail"}
     assert summary.read_text().count("## Model release gates") == 2
 
@@ -269,6 +284,11 @@ def paired(gate_project, unique) -> PairedProject:
     return project
 
 
+def _unwrapped(result: pytest.RunResult) -> str:
+    """The terminal output with the statistics' wrapped lines joined again (they fit 80 columns)."""
+    return "\n".join(result.outlines).replace("\n  ", " ")
+
+
 def _gate(report: dict) -> dict:
     [gate] = report["gates"]
     return gate
@@ -299,7 +319,7 @@ def test_an_unchanged_rerun_passes_paired_where_unpaired_cannot_decide(paired):
     gate = _gate(report)
     assert gate["method"] == "paired newcombe" and gate["paired"] is True
     assert (gate["worse"], gate["better"], gate["n"]) == (0, 0, PAIRED)
-    assert gate["delta_ci_low"] > -0.02 and gate["baseline_source"] == "baseline file"
+    assert gate["delta_ci_low"] > -0.02 and gate["baseline_source"]["kind"] == "stored"
     assert "0 worse / 0 better of n=200 paired items" in gate["message"]
     assert paired.project.submissions() == 2  # the bless and this re-run
 
@@ -326,6 +346,27 @@ def test_a_real_drop_fails_paired_where_unpaired_cannot_decide(paired):
     assert _gate(report)["verdict"] == "fail"
     _, report = paired.run(baseline=paired.unpaired_copy())
     assert _gate(report)["verdict"] == "inconclusive"
+
+
+def test_the_checklist_and_the_comparison_show_the_paired_verdict(paired):
+    """The report renders the gate's Δ interval, method and discordant counts, and its
+    comparison with the baseline file pairs on the file's per-item outcomes too."""
+    paired.use("dropped", set(range(146)))
+    md = paired.project.pytester.path / "gates.md"
+    result = paired.project.run(f"--scaimind-baseline={paired.baseline}", f"--scaimind-report={md}")
+    result.assert_outcomes(failed=1)
+    text = md.read_text()
+    [box] = [line for line in text.splitlines() if line.startswith("- [")]
+    assert box.startswith("- [ ] `test_paired.py::test_no_drop_beyond_two_points`")
+    assert (
+        "Δ vs baseline -0.0700 in [-0.1075, -0.0347] (paired newcombe, 14 worse / 0 better)" in box
+    )
+    header = next(line for line in text.splitlines() if line.startswith("| # |"))
+    assert "| Δ interval | method | discordant |" in header
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    assert "| [-0.1075, -0.0347] | paired newcombe | 14 worse / 0 better |" in row
+    compared = text[text.index("### Compared with the baseline") :]
+    assert "| [-0.1075, -0.0347] | paired newcombe | worse (14 worse / 0 better of 200" in compared
 
 
 def test_a_noisy_candidate_is_inconclusive_with_the_n_that_would_decide(paired):
@@ -363,7 +404,9 @@ def test_a_live_baseline_pairs_through_the_samples_route(paired):
     result.assert_outcomes(failed=1)
     gate = _gate(report)
     assert gate["method"] == "paired newcombe" and gate["worse"] == 14
-    assert gate["baseline_source"] == f"evaluation {stored['source']['evaluation_id']}"
+    assert gate["baseline_source"]["kind"] == "live"
+    assert gate["baseline_source"]["evaluation_id"] == stored["source"]["evaluation_id"]
+    assert f"(evaluation {stored['source']['evaluation_id']})" in gate["message"]
 
 
 def test_without_per_item_results_the_gate_falls_back_to_unpaired_and_says_so(paired):
@@ -425,10 +468,11 @@ def test_the_power_warning_before_any_gpu_time(paired):
         "gate can detect at 95% is about 0.1* (from the baseline's per-item discordance 0.280); "
         "raise n or the margin"
     )
-    collected.stdout.fnmatch_lines(["*scaimind verdict statistics*", f"power: {warning}"])
+    collected.stdout.fnmatch_lines(["*scaimind verdict statistics*"])
+    assert fnmatch.fnmatch(_unwrapped(collected), f"*power: {warning}*")
     md = paired.project.pytester.path / "gates.md"
     run = paired.project.run(f"--scaimind-baseline={paired.baseline}", f"--scaimind-report={md}")
-    run.stdout.fnmatch_lines([f"power: {warning}"])
+    assert fnmatch.fnmatch(_unwrapped(run), f"*power: {warning}*")
     assert "cannot be told from noise" in md.read_text()
     _, report = paired.run()
     assert len(report["statistics"]["power_warnings"]) == 1
