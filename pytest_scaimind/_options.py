@@ -66,6 +66,13 @@ OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
         None,
     ),
     (
+        "progress_interval",
+        "seconds between the progress lines written while waiting (default 30)",
+        None,
+        float,
+        30.0,
+    ),
+    (
         "reuse",
         "reuse a matching evaluation: auto (default), never, only",
         "SCAIMIND_REUSE",
@@ -207,6 +214,7 @@ class Options:
     host: str | None
     timeout: float
     poll_interval: float | None
+    progress_interval: float
     reuse: str
     reuse_window: float
     baseline: str | None

@@ -96,6 +96,10 @@ class GateRecord:
     baseline_source: dict[str, Any] | None = None
     """Where `baseline` came from: `kind` (stored, live), the file and entry, and the entry's
     recorded source or the live evaluation it resolved to."""
+    # reuse
+    content_verified: bool | None = None
+    """For a reused result: matched on the content digests of model and data (True), or, from a
+    coordinator without a precheck, on URIs only (False); None for a result submitted now."""
     # -- gates (issue 11): how the verdict was reached, power and multiplicity ------------
     primary_metric: str | None = None
     """The result's primary metric (per-item outcomes measure it)."""

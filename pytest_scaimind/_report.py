@@ -72,6 +72,7 @@ _RENDERED = {
     "p_value",
     "correction",
     "infra",
+    "content_verified",
 }
 """GateRecord fields the reports place themselves (or leave to the JSON on purpose); any other
 field, one a later area adds, gets a column of its own."""
@@ -174,10 +175,12 @@ class Run:
 
     def evaluations(self) -> list[dict[str, Any]]:
         reused = {r.evaluation_id for r in self.records if r.reused}
+        verified = {r.evaluation_id: r.content_verified for r in self.records if r.reused}
         return [
             {
                 "evaluation_id": e,
                 "reused": e in reused,
+                "content_verified": verified.get(e),
                 "links": self.coordinator.links(e),
             }
             for e in self.evaluation_ids()
@@ -411,10 +414,10 @@ def terminal(run: Run, width: int, full: bool = False) -> list[str]:
         f"model {run.model_uri or 'unknown'}",
         *([f"checkpoint {run.checkpoint_id}"] if run.checkpoint_id else []),
     ]
-    reused = {r.evaluation_id for r in records if r.reused}
+    marks = {e["evaluation_id"]: reuse_mark(e) for e in run.evaluations()}
     for e in evaluations or ["-"]:
         tag = f"{tags[e]} " if len(evaluations) > 1 and table.level > 0 else ""
-        facts.append(f"evaluation {tag}{e}" + (" (reused)" if e in reused else ""))
+        facts.append(f"evaluation {tag}{e}" + marks.get(e, ""))
     facts.append(f"coordinator {run.coordinator.host}")
     if run.coordinator.embedded:
         facts[-1] += " (embedded)"
@@ -616,7 +619,7 @@ def _evaluation_lines(run: Run) -> list[str]:
     embedded = run.coordinator.url is None
     lines = []
     for i, e in enumerate(evaluations, 1):
-        tag = " (reused)" if e["reused"] else ""
+        tag = reuse_mark(e)
         links = e["links"]
         if embedded:
             where = f"record {_code(links['record'])}, samples {_code(links['samples'])}"
@@ -734,3 +737,16 @@ def write(path: str | Path, run: Run) -> Path:
     else:
         target.write_text(json.dumps(run.to_json(), indent=2) + "\n", encoding="utf-8")
     return target
+
+
+# reuse
+
+
+def reuse_mark(evaluation: dict[str, Any]) -> str:
+    """How an evaluation of `Run.evaluations()` served the gates: `` (reused, content-verified)``
+    (matched on model and data digests), `` (reused, not content-verified)`` (on URIs only, from
+    a coordinator without a precheck), or nothing when this session submitted it."""
+    if not evaluation["reused"]:
+        return ""
+    verified = "content-verified" if evaluation.get("content_verified") else "not content-verified"
+    return f" (reused, {verified})"

@@ -329,7 +329,7 @@ class Reporter:
             return session.live_evaluation(entry, [spec])
         if self._batches is None:
             self._batches = plan_batches([Benchmark.coerce(r.spec) for r in session.records])
-        batch = next((b.specs for b in self._batches if b.holds(spec)), [spec])
+        batch = next((b for b in self._batches if spec in b), [spec])
         try:
             return session.live_evaluation(entry, batch)
         except LookupError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -43,14 +44,14 @@ from pytest_scaimind._record import Action, GateRecord, Outcome
 from pytest_scaimind._reporting import Reporter
 
 if TYPE_CHECKING:
-    from pytest_scaimind._evaluations import Batch, Evaluations
+    from pytest_scaimind._evaluations import Evaluations, NoResult, Serving
     from pytest_scaimind._options import Options
     from scaimind_nb import Benchmark, BenchmarkResult, Client, Evaluation
     from scaimind_nb.stats import ItemOutcomes
 
 
 class ScaimindSession:
-    """Session-wide gate state: collected gates, batches, the client, and records for the reports."""
+    """Session-wide gate state: collected gates, their evaluations, the client, and records for the reports."""
 
     def __init__(self, config: pytest.Config, options: Options) -> None:
         self.config = config
@@ -61,7 +62,7 @@ class ScaimindSession:
         except BaselineError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.item_gates: dict[str, ItemGates] = {}
-        self.batches: list[Batch] = []
+        self.specs: list[Benchmark] = []
         self.records: list[GateRecord] = []
         self._client: Client | None = None
         self._local: Any = None
@@ -69,6 +70,7 @@ class ScaimindSession:
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
+        self._interrupted = False
         self._order: dict[str, int] = {}
         self.local_is_temporary = False
         """The embedded coordinator's database goes with the session (no cache provider)."""
@@ -176,22 +178,19 @@ class ScaimindSession:
                 self.item_gates[item.nodeid] = found
         if problems:
             raise pytest.UsageError("invalid benchmark gate arguments:\n  " + "\n  ".join(problems))
-        from pytest_scaimind._evaluations import plan_batches
-
-        self.batches = plan_batches(
-            [g.spec for found in self.item_gates.values() for g in found.gates]
+        self.specs = list(
+            dict.fromkeys(g.spec for found in self.item_gates.values() for g in found.gates)
         )
         self._check_power()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        """Before any test runs: resolve the model and submit (or find) the evaluations; wait later."""
+        """Before any test runs: precheck, reuse what matches, submit the rest; wait later."""
         if self.config.option.collectonly or not self.item_gates:
             return
         evaluations = self._prepare()
         if evaluations is not None:
-            for batch in self.batches:
-                evaluations.start(batch)
+            evaluations.plan(self.specs)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -199,15 +198,16 @@ class ScaimindSession:
         found = self.item_gates.get(item.nodeid)
         if found is None:
             return
-        failures = []
+        failures: list[NoResult] = []
         for gate in found.gates:
             problem = self._infra_problem(gate.spec)
             if problem is not None:
                 failures.append(problem)
-                error = Verdict(gate, Outcome.ERROR, problem)
-                self._record(item, gate, error, Action.ERROR, infra=True)
+                error = Verdict(gate, Outcome.ERROR, str(problem))
+                self._record(item, gate, error, Action.ERROR, infra=problem.infra)
         if failures:
-            raise GateError("scaimind: " + "; ".join(dict.fromkeys(failures)), infra=True)
+            message = "; ".join(dict.fromkeys(str(f) for f in failures))
+            raise GateError("scaimind: " + message, infra=all(f.infra for f in failures))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -238,8 +238,13 @@ class ScaimindSession:
             self.baseline.save()
         self.reports.write(run)
 
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self._interrupted = True
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.is_worker:
+            if self._interrupted:
+                self._report_left_running(terminalreporter)
             self.reports.summary(terminalreporter)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -285,37 +290,65 @@ class ScaimindSession:
                     f"job {self.options.job} on {self.host} has no model_uri: {how}"
                 )
         self._evaluations = Evaluations(
-            self.config, self.options, client, self._cache_host(), model_uri
+            self.config,
+            self.options,
+            client,
+            self.host,
+            self._cache_host(),
+            model_uri,
+            self._live_line,
         )
         return self._evaluations
 
-    def _batch_of(self, spec: Any) -> Batch:
-        from pytest_scaimind._evaluations import plan_batches
-
-        for batch in self.batches:
-            if batch.holds(spec):
-                return batch
-        batch = plan_batches([spec])[0]
-        self.batches.append(batch)
-        return batch
-
-    def _infra_problem(self, spec: Any) -> str | None:
-        """Finish the evaluation holding `spec`; the one-line reason if it cannot give a result."""
-        from pytest_scaimind._evaluations import InfraError
+    def _infra_problem(self, spec: Benchmark) -> NoResult | None:
+        """Wait for the evaluation serving `spec`; why it gives no result (None when it does)."""
+        from pytest_scaimind._evaluations import NoResult
 
         evaluations = self._prepare()
         if evaluations is None:
-            return self._prepare_error
-        batch = self._batch_of(spec)
+            return NoResult(self._prepare_error or "no coordinator", infra=True)
         try:
-            evaluations.finish(batch)
-        except InfraError as exc:
-            return str(exc)
-        assert batch.evaluation is not None
-        if all(r.benchmark.lower() != spec.name.lower() for r in batch.evaluation.results):
-            have = ", ".join(r.benchmark for r in batch.evaluation.results) or "none"
-            return f"evaluation {batch.evaluation_id} completed without a result for {spec.name!r} (results: {have})"
+            evaluations.result(spec)
+        except NoResult as exc:
+            return exc
         return None
+
+    def _served(self, spec: Benchmark) -> tuple[Serving, Evaluation]:
+        """The serving and finished evaluation of a spec `_infra_problem` found no problem with."""
+        assert self._evaluations is not None
+        return self._evaluations.result(spec)
+
+    def _serving(self, spec: Benchmark) -> Serving | None:
+        """How `spec` is served, when it was planned."""
+        return self._evaluations.servings.get(spec.key()) if self._evaluations else None
+
+    def _live_line(self, line: str) -> None:
+        """Write a line at once to the terminal, not to a test's captured output, so CI watchdogs
+        see the session is alive (an xdist worker, which has no terminal, writes to stderr)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is None or self.is_worker:
+                print(line, file=sys.__stderr__, flush=True)
+                return
+            reporter.ensure_newline()
+            reporter.write_line(line)
+            reporter.flush()
+
+    def _report_left_running(self, terminalreporter: Any) -> None:
+        """After Ctrl-C: the evaluations left running, how to resume and how to cancel them."""
+        from pytest_scaimind._waiting import left_running
+
+        if self._evaluations is None:
+            return
+        lines = left_running(
+            self._evaluations.left_running(),
+            self._evaluations.client.host,
+            self.config.invocation_params.args,
+            local=self.options.host == "local",
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
 
     # -- judging ---------------------------------------------------------------------------
 
@@ -334,18 +367,17 @@ class ScaimindSession:
             self._error(item, gate, f"assert_benchmark({name!r}) {NO_CRITERION}")
         problem = self._infra_problem(gate.spec)
         if problem is not None:
-            self._error(item, gate, problem, infra=True)
-        batch = self._batch_of(gate.spec)
-        assert batch.evaluation is not None
-        result = batch.evaluation.result(gate.spec.name)
-        verdict = self._verdict(gate, result, batch.evaluation_id)
+            self._error(item, gate, str(problem), infra=problem.infra)
+        serving, evaluation = self._served(gate.spec)
+        result = evaluation.result(serving.spec.name)
+        verdict = self._verdict(gate, result, evaluation.evaluation_id)
         action = Action(
             self.options.inconclusive
             if verdict.outcome is Outcome.INCONCLUSIVE
             else verdict.outcome.value
         )
         if item is not None:
-            self._record(item, gate, verdict, action, result, reused=batch.reused)
+            self._record(item, gate, verdict, action, result)
         if action is Action.ERROR:
             raise GateError(verdict.message)
         if action is Action.FAIL:
@@ -410,10 +442,9 @@ class ScaimindSession:
         for gate in members.values():
             if self._infra_problem(gate.spec) is not None:
                 continue
-            batch = self._batch_of(gate.spec)
-            assert batch.evaluation is not None
+            serving, evaluation = self._served(gate.spec)
             assessed = self._assess(
-                gate, batch.evaluation.result(gate.spec.name), batch.evaluation_id
+                gate, evaluation.result(serving.spec.name), evaluation.evaluation_id
             )
             if isinstance(assessed, Assessment) and assessed.decided is None:
                 assessments.append(assessed)
@@ -655,13 +686,12 @@ class ScaimindSession:
         action: Action,
         result: BenchmarkResult | None = None,
         *,
-        reused: bool | None = None,
         infra: bool = False,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
-        batch = next((b for b in self.batches if b.holds(gate.spec)), None)
-        evaluation = batch.evaluation if batch is not None else None
-        data = evaluation.data_info(gate.spec.name) if evaluation is not None else None
+        serving = self._serving(gate.spec)
+        evaluation = self._evaluations.snapshot(serving) if self._evaluations else None
+        data = evaluation.data_info(serving.spec.name) if evaluation and serving else None
         criteria = {
             k: getattr(gate, k)
             for k in ("min_score", "max_drop", "max_rel_drop", "metric", "confidence")
@@ -685,8 +715,8 @@ class ScaimindSession:
             ci_low=verdict.interval.low if verdict.interval else None,
             ci_high=verdict.interval.high if verdict.interval else None,
             n_needed=verdict.n_needed,
-            evaluation_id=verdict.evaluation_id or (batch.evaluation_id if batch else None),
-            reused=reused if reused is not None else (batch.reused if batch else None),
+            evaluation_id=verdict.evaluation_id or (serving.evaluation_id if serving else None),
+            reused=serving.reused if serving is not None else None,
             metrics=dict(result.metrics) if result is not None else None,
             stderr=dict(result.stderr) if result is not None else None,
             job_id=self.options.job,
@@ -699,6 +729,8 @@ class ScaimindSession:
             data=dataclasses.asdict(data) if data is not None else None,
             baseline_source=self._baseline_source(gate) if verdict.baseline is not None else None,
             **self._verdict_fields(gate, verdict, result, infra),
+            # reuse
+            content_verified=serving.verified if serving is not None else None,
         )
         item.user_properties.extend(record.to_properties())
 

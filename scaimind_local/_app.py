@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import anyio
@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from scaimind_nb._contract import (
     API_PREFIX,
     JOB_FIELDS,
+    PRECHECK_FIELDS,
     SERVED_STATUSES,
     SPEC_FIELDS,
     SUBMIT_FIELDS,
@@ -79,6 +80,7 @@ from ._render import (
     render_evaluation_page,
     render_job,
     render_sample_page,
+    render_spec,
 )
 from ._service import Service
 from ._store import KeyInUse, Store
@@ -171,6 +173,16 @@ def _unknown(body: dict[str, Any], known: tuple[str, ...], where: str) -> None:
         raise BadRequest(f"unknown field(s) {names} in {where}; known: {', '.join(known)}")
 
 
+def _spec_items(body: dict[str, Any]) -> list[Any]:
+    """The body's `benchmarks` list: not empty, at most MAX_BENCHMARKS entries."""
+    items = body.get(Field.BENCHMARKS)
+    if not isinstance(items, list) or not items:
+        raise BadRequest('benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
+    if len(items) > MAX_BENCHMARKS:
+        raise BadRequest(f"at most {MAX_BENCHMARKS} benchmarks per evaluation, got {len(items)}")
+    return items
+
+
 def parse_spec(item: Any, i: int) -> BenchmarkSpec:
     """One benchmark entry: a name or `{name, dataset?, num_samples?, parameters?}`."""
     where = f"benchmarks[{i}]"
@@ -182,14 +194,16 @@ def parse_spec(item: Any, i: int) -> BenchmarkSpec:
     name = item.get(Field.NAME)
     if not isinstance(name, str) or not name.strip():
         raise BadRequest(f"{where}.name is required (e.g. mmlu, humaneval, custom-mydata)")
-    dataset = item.get(Field.DATASET) or None
+    dataset = item.get(Field.DATASET)
+    dataset = None if dataset == "" else dataset
     if dataset is not None and not isinstance(dataset, str):
         raise BadRequest(f"{where}.dataset must be a string URI such as scaidrive://org/x.jsonl")
     n = item.get(Field.NUM_SAMPLES)
     num_samples = (
         None if n is None else parse_int(n, f"{where}.num_samples", 1, hint=" (or omitted for all)")
     )
-    params = item.get(Field.PARAMETERS) or {}
+    params = item.get(Field.PARAMETERS)
+    params = {} if params is None else params
     if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
         raise BadRequest(
             f'{where}.parameters must map strings to strings, e.g. {{"temperature": "0"}}'
@@ -261,12 +275,7 @@ def submit(call: Call) -> Response:
     job_id = _string(body, Field.JOB_ID, required=True)
     model_uri = _string(body, Field.MODEL_URI)
     checkpoint_id = _string(body, Field.CHECKPOINT_ID)
-    items = body.get(Field.BENCHMARKS)
-    if not isinstance(items, list) or not items:
-        raise BadRequest('benchmarks must be a non-empty list, e.g. [{"name": "mmlu"}]')
-    if len(items) > MAX_BENCHMARKS:
-        raise BadRequest(f"at most {MAX_BENCHMARKS} benchmarks per evaluation, got {len(items)}")
-    specs = [parse_spec(item, i) for i, item in enumerate(items)]
+    specs = [parse_spec(item, i) for i, item in enumerate(_spec_items(body))]
     job = service.store.get_job(job_id)
     if job is None:
         raise NotFound(
@@ -355,6 +364,39 @@ def list_benchmarks(call: Call) -> JSON:
     return _data({Field.BENCHMARKS: call.service.registry.names()})
 
 
+# precheck
+
+
+def precheck(call: Call) -> JSON:
+    """What submitting these specs would score, queuing nothing: per spec its data's digest,
+    record count or first problem, and the model's digest or problem (200 even with problems).
+
+    A body the submit would refuse as malformed (a spec without a name, an unknown field) is a
+    400 here too; what the runners, the drive and the model say is each spec's own answer."""
+    body = call.body
+    assert body is not None
+    _unknown(body, PRECHECK_FIELDS, "the request body")
+    model_uri = _string(body, Field.MODEL_URI)
+    specs = [parse_spec(item, i) for i, item in enumerate(_spec_items(body))]
+    return _data(precheck_answer(call.service, model_uri, specs))
+
+
+def precheck_answer(service: Service, model_uri: str, specs: list[BenchmarkSpec]) -> dict[str, Any]:
+    """The precheck's answer: specs rendered as in a record, each with `data` or `problem`."""
+    ctx = service.context("")
+    entries: list[dict[str, Any]] = []
+    for spec in specs:
+        info, problem = service.check(service.describe, spec, ctx)
+        entry = render_spec({**asdict(spec), Field.DATA: asdict(info) if info else None})
+        entries.append({**entry, **({Field.PROBLEM: problem} if problem else {})})
+    answer: dict[str, Any] = {Field.BENCHMARKS: entries}
+    if model_uri:
+        digest, problem = service.check(service.model_digest, model_uri)
+        answer[Field.MODEL_URI] = model_uri
+        answer[Field.MODEL_DIGEST if digest else Field.MODEL_PROBLEM] = digest or problem
+    return answer
+
+
 async def healthz(call: Call) -> JSON:
     return _data({Field.STATUS: "ok"})
 
@@ -401,6 +443,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", _api(Route.BENCHMARKS), list_benchmarks, "listBenchmarks",
         "The benchmark names this coordinator runs", "Benchmarks",
+    ),
+    Endpoint(
+        "POST", _api(Route.PRECHECK), precheck, "precheck",
+        "Check a model and benchmark specs without queuing anything: per spec its data's digest "
+        "or first problem, the model's digest or problem", "PrecheckAnswer", body="PrecheckRequest",
     ),
     Endpoint(
         "GET", "/healthz", healthz, "health", "The server is up", "Health", public=True,

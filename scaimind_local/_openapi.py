@@ -162,6 +162,23 @@ IDEMPOTENCY_HEADERS = {
     },
 }
 
+_SPEC_LIST = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 100,
+    "items": {"oneOf": [{"type": "string", "minLength": 1}, _ref("BenchmarkSpec")]},
+}
+"""The `benchmarks` of a submit or a precheck: names or specs."""
+
+_RECORD_SPEC = {
+    "name": {"type": "string"},
+    "dataset": {"type": "string"},
+    "num_samples": _INT64,
+    "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+    "data": _ref("DataInfo"),
+}
+"""A benchmark spec as a record (and a precheck answer) renders it, with the data it scores."""
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         {
@@ -182,7 +199,11 @@ SCHEMAS: dict[str, Any] = {
                 ],
                 "nullable": True,
             },
-            "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+            "parameters": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "nullable": True,
+            },
         },
         ["name"],
         extra=False,
@@ -192,12 +213,7 @@ SCHEMAS: dict[str, Any] = {
             "job_id": {"type": "string", "minLength": 1},
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
-            "benchmarks": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
-            },
+            "benchmarks": _SPEC_LIST,
         },
         ["job_id", "benchmarks"],
         extra=False,
@@ -211,8 +227,18 @@ SCHEMAS: dict[str, Any] = {
             "stderr": {"type": "object", "additionalProperties": _NUM},
             "num_samples": _INT64,
             "extra": {"type": "object"},
+            "status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
+            "error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}),
         },
-        ["benchmark", "score", "metrics", "num_samples"],
+        ["benchmark", "metrics", "num_samples"],
+    ),
+    "DataInfo": _obj(
+        {
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "records": {"type": "integer", "minimum": 0},
+            "source": {"type": "string"},
+        },
+        ["digest"],
     ),
     "Evaluation": _obj(
         {
@@ -221,20 +247,8 @@ SCHEMAS: dict[str, Any] = {
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
             "status": _STATUS,
-            "benchmarks": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "name": {"type": "string"},
-                        "dataset": {"type": "string"},
-                        "num_samples": _INT64,
-                        "parameters": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string"},
-                        },
-                    }
-                ),
-            },
+            "benchmarks": {"type": "array", "items": _obj(_RECORD_SPEC)},
+            "model_digest": {"type": "string"},
             "progress": {
                 "type": "array",
                 "items": _obj(
@@ -322,4 +336,25 @@ SCHEMAS: dict[str, Any] = {
         {"benchmarks": {"type": "array", "items": {"type": "string"}}}, ["benchmarks"]
     ),
     "Health": _obj({"status": {"type": "string"}}, ["status"]),
+    # precheck
+    "PrecheckRequest": _obj(
+        {
+            "model_uri": {"type": "string", "nullable": True},
+            "benchmarks": _SPEC_LIST,
+        },
+        ["benchmarks"],
+        extra=False,
+    ),
+    "PrecheckAnswer": _obj(
+        {
+            "benchmarks": {
+                "type": "array",
+                "items": _obj({**_RECORD_SPEC, "problem": {"type": "string"}}, ["name"]),
+            },
+            "model_uri": {"type": "string"},
+            "model_digest": {"type": "string"},
+            "model_problem": {"type": "string"},
+        },
+        ["benchmarks"],
+    ),
 }

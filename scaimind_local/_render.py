@@ -62,15 +62,7 @@ def render_evaluation(row: dict[str, Any], hide: Hide = _same) -> dict[str, Any]
         Field.MODEL_URI: row["model_uri"],
         Field.CHECKPOINT_ID: row["checkpoint_id"],
         Field.STATUS: row["status"],
-        Field.BENCHMARKS: [
-            {
-                Field.NAME: b["name"],
-                Field.DATASET: b.get("dataset") or "",
-                Field.NUM_SAMPLES: str(b.get("num_samples") or 0),
-                Field.PARAMETERS: b.get("parameters") or {},
-            }
-            for b in row["benchmarks"]
-        ],
+        Field.BENCHMARKS: [render_spec(b) for b in row["benchmarks"]],
         Field.PROGRESS: [
             {
                 Field.BENCHMARK: p["benchmark"],
@@ -84,11 +76,30 @@ def render_evaluation(row: dict[str, Any], hide: Hide = _same) -> dict[str, Any]
         Field.CREATED_AT: row["created_at"],
         Field.UPDATED_AT: row["updated_at"],
     }
+    if row.get("model_digest"):
+        out[Field.MODEL_DIGEST] = row["model_digest"]
     if row["error"]:
         out[Field.ERROR] = hide(row["error"])
     for column, name in (("started_at", Field.STARTED_AT), ("completed_at", Field.COMPLETED_AT)):
         if row[column]:
             out[name] = row[column]
+    return out
+
+
+def render_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """One benchmark spec of a record (or of a precheck answer), with the data it scores.
+
+    `data` (`{digest, records, source}`) is present when the spec's data was described at
+    submit time: it is what the evaluation scores (a run refuses data that changed since).
+    """
+    out: dict[str, Any] = {
+        Field.NAME: spec["name"],
+        Field.DATASET: spec.get("dataset") or "",
+        Field.NUM_SAMPLES: str(spec.get("num_samples") or 0),
+        Field.PARAMETERS: spec.get("parameters") or {},
+    }
+    if spec.get(Field.DATA):
+        out[Field.DATA] = spec[Field.DATA]
     return out
 
 

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     started_at TEXT,
     completed_at TEXT,
     rendered BLOB,
+    model_digest TEXT,
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
@@ -96,6 +97,8 @@ class Store:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(evaluations)")}
         if "rendered" not in columns:  # a file from before the stored rendering
             conn.execute("ALTER TABLE evaluations ADD COLUMN rendered BLOB")
+        if "model_digest" not in columns:  # a file from before content digests
+            conn.execute("ALTER TABLE evaluations ADD COLUMN model_digest TEXT")
         if "attempts" not in columns:  # a file from before attempts were counted
             conn.execute("ALTER TABLE evaluations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         conn.execute(
@@ -172,8 +175,12 @@ class Store:
         checkpoint_id: str,
         benchmarks: list[dict[str, Any]],
         idempotency: tuple[str, str] | None = None,
+        model_digest: str | None = None,
     ) -> dict[str, Any]:
         """Insert a QUEUED evaluation and return its row.
+
+        `benchmarks` are the specs, each with the `data` it scores when known; `model_digest`
+        is the digest of the model artefact taken at submit time.
 
         With ``idempotency=(key, fingerprint)`` the key is recorded in the same transaction, so
         of two submits with one live key exactly one creates an evaluation; the other gets
@@ -190,8 +197,8 @@ class Store:
             [row] = self._write(
                 conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
-                " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " benchmarks, progress, created_at, updated_at, model_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
@@ -202,6 +209,7 @@ class Store:
                     json.dumps(progress),
                     now,
                     now,
+                    model_digest,
                 ),
             )
             if idempotency is not None:

@@ -1,7 +1,8 @@
 """Model backends: turn a model folder's manifest into an object that answers prompts.
 
 `backend` in `scaimind-model.json` names a module here with `load(manifest, settings)`; an
-optional `check(manifest, settings)` runs at submit time so a bad model is a 400, not a failed run.
+optional `check(manifest, settings)` runs at submit time so a bad model is a 400, not a failed run,
+and an optional `artefacts(manifest)` lists the files the model is made of, for its digest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._benchmarks.base import InvalidBenchmark
+from .._digest import FILES, text_digest
 from .._json import load_json
 from .base import ModelBackend, ModelManifest
 
@@ -70,17 +72,37 @@ def check_model(manifest: ModelManifest, settings: dict[str, Any]) -> None:
         check(manifest, settings)
 
 
+def model_digest(manifest: ModelManifest) -> str:
+    """`sha256:<hex>` over the manifest's content and every file it references.
+
+    The files are the backend's `artefacts` (weights, GGUF, tokenizer, a python target's module),
+    each named relative to the model folder, so a copy of the folder has the same digest. File
+    digests are cached by (device, inode, size, mtime_ns): see `scaimind_local._digest`. An
+    `openai` model is its manifest only: what the endpoint serves behind it is not seen.
+    """
+    module = importlib.import_module(_BACKENDS[manifest.backend][0])
+    artefacts = getattr(module, "artefacts", None)
+    files = artefacts(manifest) if artefacts is not None else []
+    return text_digest(
+        {"manifest": manifest.config, "files": sorted((label, FILES(f)) for label, f in files)}
+    )
+
+
 class ModelCache:
-    """Loaded models keyed by (uri, manifest mtime), so one evaluation loads its model once."""
+    """Loaded models keyed by (uri, model digest), so one evaluation loads its model once and
+    changed weights are loaded afresh."""
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
-        self._models: dict[tuple[str, float], ModelBackend] = {}
+        self._models: dict[tuple[str, str], ModelBackend] = {}
         self._lock = threading.Lock()
 
-    def get(self, uri: str, path: Path, settings: dict[str, Any]) -> ModelBackend:
+    def get(
+        self, uri: str, path: Path, settings: dict[str, Any], digest: str | None = None
+    ) -> ModelBackend:
+        """The loaded model of `path`; `digest` is its `model_digest` when already known."""
         manifest = read_manifest(path)
-        key = (uri, Path(manifest.folder, MANIFEST).stat().st_mtime)
+        key = (uri, digest or model_digest(manifest))
         with self._lock:
             model = self._models.get(key)
             if model is None:

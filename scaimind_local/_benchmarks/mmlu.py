@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .._backends.base import ModelBackend, supports_loglikelihood
+from .._digest import file_digest, regular_files, relative_label, tree_digest
 from .._drive import open_regular
 from .._json import load_json
 from ._shared import cut_at_stop, ids_digest, int_param, mean, mean_stderr
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 LETTERS = "ABCD"
 VERSION = 1
@@ -245,10 +246,37 @@ class MMLURunner:
             "choices_as": choices_as,
         }
 
+    def _source(self, spec: BenchmarkSpec, ctx: RunContext) -> str:
+        """How records name the data: its URI, or the server setting it came from (no paths)."""
+        if spec.dataset:
+            return spec.dataset
+        return "the mmlu_data setting" if ctx.settings.get("mmlu_data") else f"${ENV}"
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """Validate; the digest of the data file (or of every file of the data folder)."""
+        path, test = self._checked(spec, ctx)
+        if path.is_dir():
+            digest = tree_digest((relative_label(f, path), f) for f in regular_files(path))
+        else:
+            digest = file_digest(path)
+        return DataInfo(digest, len(test), self._source(spec, ctx))
+
+    def _load(self, path: Path, source: str) -> tuple[list[Item], dict[str, list[Item]]]:
+        """`load_data`, its messages naming the data by `source` rather than a server path."""
+        try:
+            return load_data(path)
+        except InvalidBenchmark as exc:
+            raise InvalidBenchmark(str(exc).replace(str(path), source)) from None
+
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
         """The data must be found and readable, the parameters must parse."""
+        self._checked(spec, ctx)
+
+    def _checked(self, spec: BenchmarkSpec, ctx: RunContext) -> tuple[Path, list[Item]]:
+        """`validate`'s checks; the data's path and its test items."""
         cfg = self._settings(spec)
-        test, dev = load_data(self._path(spec, ctx))
+        path = self._path(spec, ctx)
+        test, dev = self._load(path, self._source(spec, ctx))
         if cfg["num_fewshot"]:
             short = sorted(
                 {x["subject"] for x in test if len(dev.get(x["subject"], [])) < cfg["num_fewshot"]}
@@ -258,13 +286,14 @@ class MMLURunner:
                     f"mmlu: num_fewshot={cfg['num_fewshot']} but the dev split has fewer "
                     f"examples for {', '.join(short[:5])}; lower num_fewshot or add dev data"
                 )
+        return path, test
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the chosen questions, by log-likelihood or generation, batch by batch."""
         self.validate(spec, ctx)
         cfg = self._settings(spec)
-        path = self._path(spec, ctx)
-        test, dev = load_data(path)
+        path, source = self._path(spec, ctx), self._source(spec, ctx)
+        test, dev = self._load(path, source)
         items = stratified_subset(test, spec.num_samples, cfg["seed"])
         can_score = supports_loglikelihood(model)
         if cfg["scoring"] == "loglikelihood" and not can_score:
@@ -285,7 +314,7 @@ class MMLURunner:
             else:
                 samples += self._generate_batch(model, batch, cfg["max_new_tokens"])
             ctx.checkpoint(len(samples), total)
-        return self._result(samples, items, mode, cfg, spec, path, len(test))
+        return self._result(samples, items, mode, cfg, spec, source, len(test))
 
     def _score_batch(
         self, model: ModelBackend, batch: list[tuple[Item, str]], choices_as: str
@@ -354,7 +383,7 @@ class MMLURunner:
         mode: str,
         cfg: dict[str, Any],
         spec: BenchmarkSpec,
-        path: Path,
+        source: str,
         n_total: int,
     ) -> RunnerResult:
         acc = [float(s["correct"]) for s in samples]
@@ -386,7 +415,7 @@ class MMLURunner:
         extra = {
             "version": VERSION,
             "scoring_mode": mode,
-            "dataset": str(path),
+            "dataset": source,
             "n_total": n_total,
             "num_fewshot": cfg["num_fewshot"],
             "choices_as": cfg["choices_as"] if mode == "loglikelihood" else None,

@@ -30,7 +30,19 @@ ROW: dict[str, Any] = {
     "model_uri": "scaidrive://org/m",
     "checkpoint_id": "",
     "status": "COMPLETED",
-    "benchmarks": [{"name": "custom-qa", "dataset": "scaidrive://org/qa.jsonl"}],
+    "benchmarks": [
+        {
+            "name": "custom-qa",
+            "dataset": "scaidrive://org/qa.jsonl",
+            "data": {
+                "digest": "sha256:" + "a" * 64,
+                "records": 4,
+                "source": "scaidrive://org/qa.jsonl",
+            },
+        },
+        {"name": "custom-bad", "dataset": "scaidrive://org/bad.jsonl"},
+    ],
+    "model_digest": "sha256:" + "b" * 64,
     "progress": [{"benchmark": "custom-qa", "completed": 4, "total": 4}],
     "results": [
         {
@@ -41,7 +53,16 @@ ROW: dict[str, Any] = {
             "stderr": {},
             "num_samples": 4,
             "extra": {},
-        }
+            "status": "COMPLETED",
+        },
+        {  # a benchmark that failed alone: no metrics, its status and error
+            "benchmark": "custom-bad",
+            "metrics": {},
+            "num_samples": 0,
+            "extra": {"spec_index": 1},
+            "status": "FAILED",
+            "error": {"code": "BENCHMARK_FAILED", "message": "RuntimeError: boom"},
+        },
     ],
     "error": {"code": "X", "message": "y"},
     "cancel_requested": 0,
@@ -130,7 +151,7 @@ def test_a_handler_sees_only_the_parameters_its_row_declares(api: Any) -> None:
 def test_the_schemas_name_every_field_the_rendering_sends() -> None:
     record = render_evaluation(ROW)
     assert set(record) == _properties("Evaluation")
-    assert set(record["results"][0]) == _properties("Result")
+    assert set().union(*record["results"]) == _properties("Result")
     assert set(record["benchmarks"][0]) == _properties("Evaluation", "benchmarks")
     assert set(record["progress"][0]) == _properties("Evaluation", "progress")
     page = render_evaluation_page([ROW], True, 1)

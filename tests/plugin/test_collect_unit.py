@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_scaimind._collect import Scanner
-from pytest_scaimind._evaluations import plan_batches, request_key
+from pytest_scaimind._evaluations import Serving, plan_batches, request_key, reuse_key
 from pytest_scaimind._gates import label, make_gate
 
 SOURCE = """
@@ -104,7 +104,7 @@ def test_identical_specs_share_and_same_names_split():
     c = make_gate("mmlu", num_samples=20, spec_only=True).spec
     d = make_gate("arc", spec_only=True).spec
     batches = plan_batches([a, d, b, c])
-    assert [[label(s) for s in batch.specs] for batch in batches] == [
+    assert [[label(s) for s in batch] for batch in batches] == [
         ["mmlu[n=10]", "arc"],
         ["mmlu[n=20]"],
     ]
@@ -145,19 +145,16 @@ def test_every_benchmark_field_is_part_of_the_reuse_key():
     base = {"name": "custom-a", "dataset": "scaidrive://o/a.jsonl"}
     for field in dataclasses.fields(Benchmark):
         assert field.name in variants, f"classify Benchmark.{field.name} for the reuse key"
-        keys = {
+        specs = [Benchmark.coerce({**base, field.name: value}) for value in variants[field.name]]
+        request_keys = {
             request_key(
                 "h",
-                {
-                    "job_id": "j",
-                    "model_uri": "m",
-                    "checkpoint_id": "",
-                    "benchmarks": [{**base, field.name: value}],
-                },
+                {"job_id": "j", "model_uri": "m", "checkpoint_id": "", "benchmarks": [spec]},
             )
-            for value in variants[field.name]
+            for spec in specs
         }
-        assert len(keys) == 2, field.name
+        reuse_keys = {reuse_key("h", "j", "m", "", Serving(spec)) for spec in specs}
+        assert len(request_keys) == 2 == len(reuse_keys), field.name
 
 
 def _scan_one(pytester: pytest.Pytester, body: str):

@@ -41,6 +41,31 @@ def test_plain_{i}():
     assert [g["index"] for g in data["gates"]] == [0, 2, 4, 6]
 
 
+@pytest.mark.slow
+def test_xdist_workers_write_their_progress_lines_to_stderr(gate_project, unique):
+    slow = gate_project.model(f"org/models/slow-{unique}", delay=0.05)
+    gate_project.coordinator.register_job(gate_project.job_id, slow)
+    gate_project.pytester.makepyfile(
+        test_slow=f"""
+from pytest_scaimind import assert_benchmark
+
+def test_a():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
+
+def test_b():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.5)
+"""
+    )
+    result = gate_project.pytester.runpytest_subprocess(
+        *gate_project.args("-n", "2", "--scaimind-progress-interval=0.2")
+    )
+    result.assert_outcomes(passed=2)
+    [evaluation_id] = gate_project.evaluation_ids()
+    result.stderr.fnmatch_lines(
+        [f"scaimind: waiting *s for {evaluation_id}: RUNNING, custom-big */20"]
+    )
+
+
 def test_host_local_starts_the_embedded_coordinator(pytester, monkeypatch):
     from scaimind_local.testing import write_custom_dataset, write_model
 

@@ -244,6 +244,8 @@ def _normalise(text: str, project) -> str:
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
     text = re.sub(r"- versions: .*", "- versions: <versions>", text)
     text = re.sub(r"- platform: .*", "- platform: <platform>", text)
+    # the model's digest covers its python target's source (scaimind_local.testing)
+    text = re.sub(r"(- model: .*, digest )`sha256:[0-9a-f]{64}`", r"\1<digest>", text)
     return re.sub(r" in \d+\.\d+s", " in <t>s", text)
 
 
