@@ -29,6 +29,9 @@ _EXPORTS = {
     "results_frame": "._frames",
     "evaluations_frame": "._frames",
     "compare": "._frames",
+    "aevaluations_frame": "._frames",
+    "samples": "._frames",
+    "diff": "._frames",
     "evaluate": "._evaluate",
     "EvaluationRun": "._evaluate",
     "styled": "._views",
@@ -86,7 +89,9 @@ __all__ = [
     "Status",
     "UnprocessableEntityError",
     "WaitTimeoutError",
+    "aevaluations_frame",
     "compare",
+    "diff",
     "evaluate",
     "evaluations_frame",
     "find_evaluation",
@@ -97,6 +102,7 @@ __all__ = [
     "pass_fail",
     "plot_compare",
     "results_frame",
+    "samples",
     "styled",
     "unload_ipython_extension",
 ]
@@ -139,7 +145,14 @@ if TYPE_CHECKING:
         WaitTimeoutError,
     )
     from ._evaluate import EvaluationRun, evaluate
-    from ._frames import compare, evaluations_frame, results_frame
+    from ._frames import (
+        aevaluations_frame,
+        compare,
+        diff,
+        evaluations_frame,
+        results_frame,
+        samples,
+    )
     from ._magics import load_ipython_extension, unload_ipython_extension
     from ._models import (
         Benchmark,

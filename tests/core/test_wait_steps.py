@@ -27,7 +27,10 @@ def test_each_resume_is_one_poll_with_the_waits_backoff(make_client, fake, clock
     _script(fake, *([{"status": "RUNNING"}] * 4), {"status": "COMPLETED"})
     seen: list[Status] = []
     steps = make_client().wait_steps(
-        "eval_1", poll_interval=2.0, max_poll_interval=3.0, on_update=lambda e: seen.append(e.status)
+        "eval_1",
+        poll_interval=2.0,
+        max_poll_interval=3.0,
+        on_update=lambda e: seen.append(e.status),
     )
     assert len(fake.calls("GET")) == 0  # nothing is sent before the first resume
     sleeps = _drive(steps, clock)
