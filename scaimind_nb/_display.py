@@ -414,7 +414,7 @@ def meter_text(bar: BarState) -> str:
     count = f"{bar.completed}/{bar.total}" if bar.total else f"{bar.completed}/?"
     percent = f"{bar.fraction:.0%} " if bar.fraction is not None else ""
     timing = ""
-    if bar.elapsed is not None:
+    if bar.elapsed is not None and (bar.phase is Phase.RUNNING or bar.rate is not None):
         left = f"<{format_interval(bar.eta)}" if bar.eta is not None else ""
         if bar.phase is Phase.RUNNING and bar.eta is None:
             left = "<?"
@@ -518,13 +518,14 @@ def render_bar_html(bar: BarState) -> str:
     name = html.escape(bar.benchmark)
     return (
         f'<div class="scaimind-bar" data-phase="{bar.phase.value}" style="display:flex;'
-        'align-items:center;gap:0 .6em;white-space:nowrap;margin:2px 0">'
-        f'<span class="scaimind-bench" title="{name}" style="flex:0 1 auto;min-width:3em;'
-        f'max-width:18em;overflow:hidden;text-overflow:ellipsis">{name}</span>'
-        f'<span class="scaimind-track" role="progressbar"{aria} style="flex:1 1 10em;'
-        f"min-width:4em;max-width:22em;height:.75em;background:{TRACK};border-radius:3px;"
+        'flex-wrap:wrap;align-items:center;gap:0 .6em;margin:2px 0">'
+        f'<span class="scaimind-bench" title="{name}" style="flex:0 1 auto;max-width:100%;'
+        f'white-space:nowrap;overflow:hidden;text-overflow:ellipsis">{name}</span>'
+        f'<span class="scaimind-track" role="progressbar"{aria} style="flex:1 1 8em;'
+        f"min-width:6em;max-width:22em;height:.75em;background:{TRACK};border-radius:3px;"
         f'overflow:hidden">{fill}</span>'
-        f'<span class="scaimind-meter" style="font-variant-numeric:tabular-nums;color:{colour}">'
+        '<span class="scaimind-meter" style="white-space:nowrap;'
+        f'font-variant-numeric:tabular-nums;color:{colour}">'
         f"{html.escape(meter_text(bar))}</span></div>"
     )
 
@@ -589,9 +590,10 @@ def render_results_html(evaluation: Evaluation, *, limit: int = 10) -> str:
             f"truncated to display_limit={limit} of {len(table)} rows</caption>"
         )
     return (
+        '<div class="scaimind-scroll" style="overflow-x:auto;max-width:100%">'
         '<table class="scaimind-results" style="border-collapse:collapse;margin:4px 0;'
         f'font-variant-numeric:tabular-nums;color:{TEXT}">{note}<thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 

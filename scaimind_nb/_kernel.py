@@ -7,17 +7,15 @@ ipykernel 7 no longer has that method (its shell channel thread forwards every m
 main thread over an inproc socket), so jupyter-ui-poll 1.1 no longer delivers clicks there. This
 module does the equivalent for ipykernel 7: while a wait blocks on the main thread it reads that
 socket itself, dispatches ``comm_open``/``comm_msg``/``comm_close`` at once (as ipykernel 7.4 does
-for a running *async* cell), and queues every other message (the next cells' ``execute_request``,
-completions, ...) back onto the kernel's own dispatch in arrival order when the wait ends, so
-cells still run one after another. Kernels of another shape fall back to a plain blocking wait
-(the stop button still cancels); ``%scaimind doctor`` says which applies.
+for a running *async* cell), and hands every other message (the next cells' ``execute_request``,
+completions, ...) back to the socket's stream when the wait ends, as if the stream had read it,
+so cells still run one after another in the order they were sent. Kernels of another shape fall
+back to a plain blocking wait (the stop button still cancels); ``%scaimind doctor`` says which.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import contextvars
 import dis
 import inspect
 import itertools
@@ -32,7 +30,6 @@ from typing import Any
 log = logging.getLogger("scaimind_nb")
 
 COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
-_REPLAYS: set[asyncio.Task[Any]] = set()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -68,8 +65,12 @@ def _kernel() -> Any:
     return getattr(shell, "kernel", None) if shell is not None else None
 
 
-def _main_socket(kernel: Any) -> Any:
-    """The zmq socket the kernel's main thread reads shell messages from (ipykernel 7), or None."""
+def _main_stream(kernel: Any) -> Any:
+    """The ZMQStream the kernel's main thread reads shell messages from (ipykernel 7), or None.
+
+    With a shell channel thread (subshell-capable kernels) that is the main thread's end of the
+    inproc pair the thread forwards every message over; otherwise the shell socket's stream.
+    """
     if not (
         inspect.iscoroutinefunction(getattr(kernel, "shell_main", None))
         and getattr(kernel, "session", None) is not None
@@ -77,11 +78,14 @@ def _main_socket(kernel: Any) -> Any:
     ):
         return None
     channel = getattr(kernel, "shell_channel_thread", None)
-    if channel is not None:  # subshell-capable kernels: shell channel thread -> inproc pair
-        pair = channel.manager.get_shell_channel_to_subshell_pair(None)
-        return getattr(pair, "to_socket", None)
-    stream = getattr(kernel, "shell_stream", None)
-    return getattr(stream, "socket", None)
+    if channel is not None:
+        stream = getattr(
+            channel.manager.get_shell_channel_to_subshell_pair(None), "to_stream", None
+        )
+    else:
+        stream = getattr(kernel, "shell_stream", None)
+    ready = stream is not None and getattr(stream, "socket", None) is not None
+    return stream if ready and callable(getattr(stream, "_recv_callback", None)) else None
 
 
 def pump_support(shell: Any = None) -> str:
@@ -89,7 +93,7 @@ def pump_support(shell: Any = None) -> str:
     kernel = getattr(shell, "kernel", None)
     if kernel is None:
         return "no kernel: the stop button / Ctrl-C cancels a blocking wait"
-    if _main_socket(kernel) is None:
+    if _main_stream(kernel) is None:
         return (
             "clicks are handled after the cell ends on this ipykernel; use the stop button, "
             "or evaluate(..., wait=False) to keep the button live"
@@ -102,9 +106,10 @@ class CommPump:
 
     _active = False
 
-    def __init__(self, kernel: Any, socket: Any) -> None:
+    def __init__(self, kernel: Any, stream: Any) -> None:
         self.kernel = kernel
-        self.socket = socket
+        self.stream = stream
+        self.socket = stream.socket
         self.deferred: list[Any] = []
 
     @classmethod
@@ -113,8 +118,8 @@ class CommPump:
         kernel = _kernel()
         if kernel is None or cls._active:
             return None
-        socket = _main_socket(kernel)
-        return cls(kernel, socket) if socket is not None else None
+        stream = _main_stream(kernel)
+        return cls(kernel, stream) if stream is not None else None
 
     def wait(self, future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
         """Block until `future` is done or `timeout` passes, handling comm messages meanwhile."""
@@ -173,16 +178,14 @@ class CommPump:
             log.exception("scaimind_nb: a widget message failed while the cell was waiting")
 
     def _replay(self) -> None:
-        """Hand the queued messages to the kernel's dispatch, in order, behind the running cell."""
-        if not self.deferred:
-            return
-        loop = asyncio.get_running_loop()
+        """Hand the queued messages to the stream they were read from, as if it had read them.
+
+        The stream's own callback takes them the same number of loop steps to the kernel's
+        dispatch as messages it read itself before the cell blocked, so all of them reach the
+        kernel's (first come, first served) lock in the order they arrived.
+        """
         for frames in self.deferred:
-            task = loop.create_task(
-                self.kernel.shell_main(None, frames), context=contextvars.copy_context()
-            )
-            _REPLAYS.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(_REPLAYS.discard)
+            self.stream._run_callback(self.stream._recv_callback, frames)
         self.deferred.clear()
 
 
