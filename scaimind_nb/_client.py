@@ -73,7 +73,10 @@ class Client:
 
     def _run(self, gen: Gen) -> Any:
         """Drive a core generator: perform each I/O operation it yields and feed the result back."""
-        steps = Steps(gen, self._perform)
+        return self._drive(Steps(gen, self._perform))
+
+    def _drive(self, steps: Steps) -> Any:
+        """Resume `steps` to the end, sleeping where they ask to."""
         while (delay := steps.resume()) is not None:
             self._sleep(delay)
         return steps.result()
@@ -154,13 +157,13 @@ class Client:
         ``WaitTimeoutError`` carries the last snapshot. With ``raise_on_failure=True`` a FAILED or
         CANCELLED end raises ``EvaluationFailedError``.
         """
-        return self._run(
-            self._core.wait(
+        return self._drive(
+            self.wait_steps(
                 evaluation_id,
                 timeout=timeout,
                 poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
                 on_update=on_update,
+                max_poll_interval=max_poll_interval,
                 raise_on_failure=raise_on_failure,
             )
         )
