@@ -30,7 +30,7 @@ class Settings:
 
     host: str | None = None
     poll_interval: float = 1.0
-    max_poll_interval: float = 5.0
+    max_poll_interval: float = 2.0
     progress: str = "auto"
     display_limit: int = 10
 

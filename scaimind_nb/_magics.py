@@ -231,7 +231,7 @@ class ScaimindMagics(Magics):
         1.0, help="Seconds before the first re-poll of a running evaluation."
     ).tag(config=True)
     max_poll_interval = Float(
-        5.0, help="The poll interval grows by half each poll up to this many seconds."
+        2.0, help="The poll interval grows by half each poll up to this many seconds."
     ).tag(config=True)
     progress = CaselessStrEnum(
         MODES, default_value="auto", help="Progress display: auto, widget, html, text or off."

@@ -229,6 +229,18 @@ def test_aevaluations_frame_is_the_async_twin(make_async_client, fake: Any) -> N
     assert list(df["checkpoint_id"]) == ["step-0", "step-1", "step-2"]
 
 
+def test_the_bounded_cache_drops_the_least_recently_used() -> None:
+    from scaimind_nb._frames import BoundedCache
+
+    cache: BoundedCache[str, int] = BoundedCache(2)
+    cache.store("a", 1)
+    cache.store("b", 2)
+    assert cache.lookup("a") == 1  # a is now the most recently used
+    cache.store("c", 3)
+    assert (cache.lookup("a"), cache.lookup("b"), cache.lookup("c")) == (1, None, 3)
+    assert len(cache) == 2
+
+
 def test_evaluations_frame_refuses_an_async_client_in_one_line(make_async_client) -> None:
     with pytest.raises(ScaimindValueError, match=r"await scaimind_nb\.aevaluations_frame"):
         evaluations_frame(make_async_client())

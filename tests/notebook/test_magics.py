@@ -345,6 +345,17 @@ def test_shared_clients_follow_host_and_key(ip: Any, monkeypatch: pytest.MonkeyP
     assert default_client() is not rotated and default_client().host == "http://127.0.0.1:9"
 
 
+def test_at_most_eight_shared_clients_are_kept(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scaimind_nb._evaluate import MAX_SHARED_CLIENTS, default_client
+
+    clients = []
+    for i in range(MAX_SHARED_CLIENTS + 1):
+        monkeypatch.setenv("SCAIGRID_API_KEY", f"sk-key-{i}")
+        clients.append(default_client())
+    assert MAX_SHARED_CLIENTS == 8
+    assert clients[0]._http.is_closed and not clients[1]._http.is_closed
+
+
 def test_unload_stops_polling_and_wait_resumes(ip: Any, slow_model: Any, nb_client: Any) -> None:
     from scaimind_nb._progress import POLLER
 
