@@ -32,7 +32,7 @@ class Scanner:
         """The gates of `item`, or None when it is not a gate test; bad literal arguments raise ValueError."""
         found = ItemGates()
         for marker in item.iter_markers("scaimind"):
-            found.gates.append(make_gate(*marker.args, **marker.kwargs))
+            found.gates.append(make_gate(*marker.args, spec_only=True, **marker.kwargs))
         func = self._function(item)
         if func is not None:
             local = _local_names(func)

@@ -94,6 +94,29 @@ OPTIONS: list[tuple[str, str, str | None, Any, Any]] = [
         ("fail", "pass", "skip"),
         "fail",
     ),
+    # -- gates (issue 11): verdict policy ------------------------------------------------
+    (
+        "correction",
+        "multiple-testing correction across the session's confidence gates: none (default), holm",
+        "SCAIMIND_CORRECTION",
+        ("none", "holm"),
+        "none",
+    ),
+    (
+        "infra_exit_code",
+        "exit code of a session whose only failures are infrastructure errors (default 75; "
+        "1 or 6-255)",
+        "SCAIMIND_INFRA_EXIT_CODE",
+        int,
+        75,
+    ),
+    (
+        "require_gates",
+        "fail a session that judged no gate (e.g. no --scaimind-job, or every gate skipped)",
+        None,
+        bool,
+        False,
+    ),
     (
         "local_drive",
         "drive root of the embedded coordinator (--scaimind-host local; default in .pytest_cache)",
@@ -144,6 +167,9 @@ class Options:
     update_baseline: bool
     report: str | None
     inconclusive: str
+    correction: str
+    infra_exit_code: int
+    require_gates: bool
     local_drive: str | None
     local_db: str | None
 
@@ -172,6 +198,17 @@ def _convert(name: str, raw: Any, kind: Any, default: Any) -> Any:
         if raw not in kind:
             raise pytest.UsageError(f"{flag} must be one of {', '.join(kind)}, got {raw!r}")
         return raw
+    if kind is int:  # the one integer option: an exit code
+        try:
+            code = int(raw)
+        except ValueError:
+            code = -1
+        if not (code == 1 or 6 <= code <= 255):
+            raise pytest.UsageError(
+                f"{flag} must be 1 or 6-255 (0 would hide the errors, 2-5 are pytest's own "
+                f"exit codes), got {raw!r}"
+            )
+        return code
     if kind is float:
         try:
             value = float(raw)

@@ -80,6 +80,31 @@ class GateRecord:
     model_uri: str | None = None
     checkpoint_id: str = ""
     host: str | None = None
+    # -- gates (issue 11): how the verdict was reached, power and multiplicity ------------
+    primary_metric: str | None = None
+    """The result's primary metric (per-item outcomes measure it)."""
+    proportions: list[str] | None = None
+    """The metrics the result declares to be proportions (None: it declares nothing)."""
+    method: str | None = None
+    """The interval method of a confidence gate: `paired newcombe`, `unpaired normal`, `wilson`."""
+    paired: bool | None = None
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+    """The interval of Δ = candidate - baseline (confidence regression gates)."""
+    worse: int | None = None
+    better: int | None = None
+    """Paired binary outcomes: items the candidate lost / gained against the baseline."""
+    margin: float | None = None
+    """The allowed drop a regression gate tested (max_drop, or baseline * max_rel_drop)."""
+    p_value: float | None = None
+    """One-sided p-value that the gate does not hold (confidence gates)."""
+    baseline_source: str | None = None
+    correction: str | None = None
+    family_size: int | None = None
+    """Under --scaimind-correction=holm: how many checks the family held."""
+    power_warning: str | None = None
+    infra: bool = False
+    """An ERROR caused by the infrastructure (retryable), not by the gate or its data."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (enums as their values)."""

@@ -98,7 +98,17 @@ def markdown(records: list[GateRecord], facts: dict[str, Any]) -> str:
     lines += [
         "| " + " | ".join(cell.replace("|", "\\|") for cell in _row(r)) + " |" for r in records
     ]
+    lines += _statistics(facts)
     return "\n".join(lines) + "\n"
+
+
+def _statistics(facts: dict[str, Any]) -> list[str]:
+    """Gates (issue 11): power warnings and the family-wise error, as a short section."""
+    found = facts.get("statistics") or {}
+    notes = [f"- power: {w}" for w in found.get("power_warnings", [])]
+    if found.get("family_wise_error"):
+        notes.append(f"- {found['family_wise_error']}")
+    return ["", "### Verdict statistics", "", *notes] if notes else []
 
 
 def write(path: str | Path, records: list[GateRecord], facts: dict[str, Any]) -> Path:

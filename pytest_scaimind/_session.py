@@ -8,20 +8,43 @@ import tempfile
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from pytest_scaimind import _report
-from pytest_scaimind._baseline import Baseline, BaselineError, is_live, stored_value
+from pytest_scaimind._baseline import (
+    Baseline,
+    BaselineError,
+    is_live,
+    is_proportion,
+    stored_metric,
+    stored_stderr,
+    stored_value,
+)
 from pytest_scaimind._collect import ItemGates, Scanner
-from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
+from pytest_scaimind._gates import (
+    NO_CRITERION,
+    Assessment,
+    Decision,
+    Gate,
+    Measured,
+    Reference,
+    Verdict,
+    assess,
+    holm_decisions,
+    label,
+    make_gate,
+    power,
+)
+from pytest_scaimind._policy import GateError
 from pytest_scaimind._record import Action, GateRecord, Outcome
 
 if TYPE_CHECKING:
     from pytest_scaimind._evaluations import Batch, Evaluations
     from pytest_scaimind._options import Options
     from scaimind_nb import BenchmarkResult, Client
+    from scaimind_nb.stats import ItemOutcomes
 
 
 class ScaimindSession:
@@ -56,6 +79,12 @@ class ScaimindSession:
         self._evaluations: Evaluations | None = None
         self._prepare_error: str | None = None
         self._live: dict[Any, Any] = {}
+        # -- gates (issue 11) -------------------------------------------------------------
+        self.power: dict[tuple[Any, ...], str] = {}
+        """Power warnings found at collection, per gate key."""
+        self._samples: dict[tuple[str, str], ItemOutcomes | str] = {}
+        self._decisions: dict[tuple[Any, ...], dict[int, Decision]] | None = None
+        self.bless_changes: list[str] = []
 
     # -- the coordinator -------------------------------------------------------------------
 
@@ -153,6 +182,7 @@ class ScaimindSession:
         self.batches = plan_batches(
             [g.spec for found in self.item_gates.values() for g in found.gates]
         )
+        self._check_power()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -175,9 +205,10 @@ class ScaimindSession:
             problem = self._infra_problem(gate.spec)
             if problem is not None:
                 failures.append(problem)
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
+                error = Verdict(gate, Outcome.ERROR, problem)
+                self._record(item, gate, error, Action.ERROR, infra=True)
         if failures:
-            pytest.fail("scaimind: " + "; ".join(dict.fromkeys(failures)), pytrace=False)
+            raise GateError("scaimind: " + "; ".join(dict.fromkeys(failures)), infra=True)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and not self.is_worker:
@@ -188,7 +219,7 @@ class ScaimindSession:
             return
         facts = self._facts()
         if self.options.update_baseline and self.records:
-            self.baseline.bless(self.records, facts)
+            self.bless_changes = self.baseline.bless(self.records, facts, self._bless_outcomes())
             self.baseline.save()
         if self.options.report and self.records:
             _report.write(self.options.report, self.records, facts)
@@ -211,6 +242,8 @@ class ScaimindSession:
         )
         if self.options.update_baseline:
             terminalreporter.write_line(f"baseline updated: {self.options.baseline}")
+            for line in self.bless_changes:
+                terminalreporter.write_line(line)
         if self.options.report:
             terminalreporter.write_line(f"report written: {self.options.report}")
 
@@ -292,23 +325,25 @@ class ScaimindSession:
     # -- judging ---------------------------------------------------------------------------
 
     def check(self, item: pytest.Item | None, name: str, **kwargs: Any) -> BenchmarkResult:
-        """Judge one `assert_benchmark` call of `item`; returns the result or fails/skips the test."""
+        """Judge one `assert_benchmark` call of `item`; returns the result or fails/skips the test.
+
+        A gate that cannot be judged (bad arguments, no criterion, infrastructure, a result
+        without the metric) raises GateError: an ERROR, never a FAIL.
+        """
         __tracebackhide__ = True
         try:
-            gate = make_gate(name, **kwargs)
+            gate = make_gate(name, spec_only=True, **kwargs)
         except (ValueError, TypeError) as exc:
-            pytest.fail(f"assert_benchmark: {exc}", pytrace=False)
+            raise GateError(f"assert_benchmark: {exc}") from None
+        if not gate.has_criterion:
+            self._error(item, gate, f"assert_benchmark({name!r}) {NO_CRITERION}")
         problem = self._infra_problem(gate.spec)
         if problem is not None:
-            if item is not None:
-                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
-            pytest.fail(
-                f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False
-            )
+            self._error(item, gate, problem, infra=True)
         batch = self._batch_of(gate.spec)
         assert batch.evaluation is not None
         result = batch.evaluation.result(gate.spec.name)
-        verdict = self._judge(gate, result, batch.evaluation_id)
+        verdict = self._verdict(gate, result, batch.evaluation_id)
         action = Action(
             self.options.inconclusive
             if verdict.outcome is Outcome.INCONCLUSIVE
@@ -316,7 +351,9 @@ class ScaimindSession:
         )
         if item is not None:
             self._record(item, gate, verdict, action, result, reused=batch.reused)
-        if action in (Action.FAIL, Action.ERROR):
+        if action is Action.ERROR:
+            raise GateError(verdict.message)
+        if action is Action.FAIL:
             pytest.fail(verdict.message, pytrace=False)
         if action is Action.SKIP:
             pytest.skip(verdict.message)
@@ -324,7 +361,76 @@ class ScaimindSession:
             warnings.warn(InconclusiveGateWarning(verdict.message), stacklevel=2)
         return result
 
-    def _judge(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
+    def _error(
+        self, item: pytest.Item | None, gate: Gate, message: str, *, infra: bool = False
+    ) -> NoReturn:
+        """Record the gate as ERROR and raise it (pytest reports an ERROR)."""
+        __tracebackhide__ = True
+        if item is not None:
+            self._record(
+                item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
+            )
+        if infra:
+            message = f"scaimind infrastructure error (not a quality verdict): {message}"
+        raise GateError(message, infra=infra)
+
+    def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
+        """Assess the gate and decide it: on its own, or in the Holm family of the session."""
+        assessment = self._assess(gate, result, evaluation_id)
+        if isinstance(assessment, Verdict):
+            return assessment
+        decisions = None
+        if (
+            self.options.correction == "holm"
+            and gate.confidence is not None
+            and assessment.decided is None
+        ):
+            decisions = self._family().get(gate.key())
+            if decisions is None:
+                return Verdict(
+                    gate,
+                    Outcome.ERROR,
+                    f"{label(gate.spec)}: --scaimind-correction=holm decides the confidence gates "
+                    "known at collection as one family, and this one's arguments are only known "
+                    "at run time: write them as literals, module constants or parametrize "
+                    f"values; evaluation {evaluation_id}",
+                    evaluation_id=evaluation_id,
+                )
+        return assessment.verdict(self.options.inconclusive, decisions)
+
+    def _family(self) -> dict[tuple[Any, ...], dict[int, Decision]]:
+        """Holm decisions for every confidence gate collected in the session (computed once).
+
+        Waits for every evaluation those gates need; gates whose evaluation errors, or that
+        are decided without an interval, are not in the family.
+        """
+        if self._decisions is not None:
+            return self._decisions
+        members: dict[tuple[Any, ...], Gate] = {}
+        for found in self.item_gates.values():
+            for gate in found.gates:
+                if gate.confidence is not None and gate.has_criterion:
+                    members.setdefault(gate.key(), gate)
+        assessments: list[Assessment] = []
+        for gate in members.values():
+            if self._infra_problem(gate.spec) is not None:
+                continue
+            batch = self._batch_of(gate.spec)
+            assert batch.evaluation is not None
+            assessed = self._assess(
+                gate, batch.evaluation.result(gate.spec.name), batch.evaluation_id
+            )
+            if isinstance(assessed, Assessment) and assessed.decided is None:
+                assessments.append(assessed)
+        strictest = max((a.gate.confidence or 0.0) for a in assessments) if assessments else 0.95
+        decided = holm_decisions(assessments, strictest)
+        self._decisions = {a.gate.key(): d for a, d in zip(assessments, decided, strict=True)}
+        return self._decisions
+
+    def _assess(
+        self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None
+    ) -> Assessment | Verdict:
+        """The gate's figures (candidate, baseline, per-item outcomes where pairing may use them)."""
         from scaimind_nb import ScaimindError
 
         try:
@@ -343,58 +449,119 @@ class ScaimindSession:
                 gate, Outcome.ERROR, f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}"
             )
         n = result.num_samples or gate.spec.num_samples
-        baseline, missing = (None, "")
-        if gate.needs_baseline:
-            baseline, missing = (
-                (score, "") if self.options.update_baseline else self._baseline(gate, metric)
-            )
-        return judge(
-            gate,
-            metric=metric,
-            score=score,
-            n=n,
-            evaluation_id=evaluation_id,
-            baseline=baseline,
-            baseline_missing=missing,
-            stderr=stderr,
-            proportion=proportion,
-            inconclusive=self.options.inconclusive,
+        blessing = self.options.update_baseline
+        reference, missing = (None, "")
+        if gate.needs_baseline and not blessing:
+            reference, missing = self._reference(gate, metric)
+        items, note = None, ""
+        if (
+            gate.confidence is not None
+            and reference is not None
+            and reference.items is not None
+            and hooked is None
+            and evaluation_id is not None
+        ):
+            items, note = self._items(evaluation_id, gate.spec.name, metric, result)
+        measured = Measured(
+            metric, score, n, evaluation_id, stderr, proportion, items=items, items_note=note
         )
+        return assess(gate, measured, reference, baseline_missing=missing, blessing=blessing)
 
-    def _baseline(self, gate: Gate, metric: str) -> tuple[float | None, str]:
-        """The reference value for `metric` of the gate's spec, or None and how to create one."""
+    def _reference(self, gate: Gate, metric: str) -> tuple[Reference | None, str]:
+        """The gate's baseline (stored or live), or None and how to create one.
+
+        Per-item outcomes are looked up only for confidence gates, which may pair on them.
+        """
         name = label(gate.spec)
         entry = self.baseline.entry(name)
         if entry is None:
             return None, self.baseline.missing_hint(name)
+        pairing = gate.confidence is not None
         if not is_live(entry):
             value = stored_value(entry, metric)
-            return (
+            if value is None:
+                return None, f"baseline entry {name!r} has no metric {metric!r}"
+            items, note = self.baseline.items(name, metric) if pairing else (None, "")
+            return Reference(
                 value,
-                "" if value is not None else f"baseline entry {name!r} has no metric {metric!r}",
-            )
+                "baseline file",
+                entry.get("num_samples"),
+                stored_stderr(entry, metric),
+                items,
+                note,
+            ), ""
         try:
-            result = self._live_result(entry, gate)
-            return result.value(metric), ""
+            evaluation_id, result = self._live_result(entry, gate)
+            value = result.value(metric)
         except Exception as exc:
             source = entry.get("evaluation_id") or entry.get("job_id")
             return None, f"live baseline {source} gave no {metric!r} for {name!r}: {exc}"
+        items, note = (
+            self._items(evaluation_id, gate.spec.name, metric, result) if pairing else (None, "")
+        )
+        source = (
+            f"evaluation {evaluation_id}"
+            if "evaluation_id" in entry
+            else f"job {entry['job_id']} (evaluation {evaluation_id})"
+        )
+        return Reference(
+            value, source, result.num_samples, result.stderr_of(metric), items, note
+        ), ""
 
-    def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
-        """The result of the gate's spec in the evaluation or job a live baseline names."""
-        from scaimind_nb import Status, find_evaluation
+    def _items(
+        self, evaluation_id: str, benchmark: str, metric: str, result: BenchmarkResult
+    ) -> tuple[ItemOutcomes | None, str]:
+        """The per-item outcomes of `metric` in an evaluation (fetched once), or None and why.
+
+        They are used only when they measure the judged metric: the result's primary metric,
+        reproduced by their mean.
+        """
+        found = self._fetch_items(evaluation_id, benchmark)
+        if isinstance(found, str):
+            return None, found
+        if found.n == 0:
+            return None, f"evaluation {evaluation_id} stored no per-item outcomes"
+        primary = result.primary_metric
+        if primary != metric:
+            return None, f"the per-item outcomes measure {primary}, not {metric}"
+        if abs(found.mean - result.value(metric)) > 1e-6:
+            return None, (
+                f"the per-item outcomes of evaluation {evaluation_id} (mean {found.mean:.4f}) "
+                f"do not reproduce its {metric} {result.value(metric):.4f}"
+            )
+        return found, ""
+
+    def _fetch_items(self, evaluation_id: str, benchmark: str) -> ItemOutcomes | str:
+        """An evaluation's per-item outcomes of one benchmark (fetched once), or why there are none."""
+        from scaimind_nb import SamplesNotAvailableError, ScaimindError
+        from scaimind_nb.stats import ItemOutcomes
+
+        key = (evaluation_id, benchmark)
+        if key not in self._samples:
+            try:
+                self._samples[key] = ItemOutcomes.from_samples(
+                    self.client.samples(evaluation_id, benchmark)
+                )
+            except SamplesNotAvailableError as exc:
+                self._samples[key] = f"per-item outcomes are not available ({exc.reason})"
+            except ScaimindError as exc:
+                self._samples[key] = f"per-item outcomes could not be read ({exc})"
+        return self._samples[key]
+
+    def _live_result(self, entry: dict[str, Any], gate: Gate) -> tuple[str, BenchmarkResult]:
+        """The evaluation id and result of the gate's spec in the evaluation or job an entry names."""
+        from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
             if evaluation_id not in self._live:
                 self._live[evaluation_id] = self.client.get(evaluation_id)
-            return self._live[evaluation_id].result(gate.spec.name)
+            return evaluation_id, self._live[evaluation_id].result(gate.spec.name)
         job_id = entry["job_id"]
         cache_key = (job_id, gate.spec.key())
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
-            self._live[cache_key] = find_evaluation(
-                self.client,
+            self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
                 [gate.spec],
@@ -407,7 +574,50 @@ class ScaimindSession:
             raise LookupError(
                 f"no COMPLETED evaluation of job {job_id} with this spec in the reuse window"
             )
-        return found.result(gate.spec.name)
+        return found.evaluation_id, found.result(gate.spec.name)
+
+    # -- power and bless -------------------------------------------------------------------
+
+    def _check_power(self) -> None:
+        """At collection: warn about regression gates whose margin is below the noise."""
+        for found in self.item_gates.values():
+            for gate in found.gates:
+                if gate.key() not in self.power:
+                    warning = self._power_warning(gate)
+                    if warning is not None:
+                        self.power[gate.key()] = warning
+
+    def _power_warning(self, gate: Gate) -> str | None:
+        """The power warning of one gate from its spec and the baseline file (no requests)."""
+        entry = self.baseline.entry(label(gate.spec))
+        stored = entry if entry is not None and not is_live(entry) else None
+        n = gate.spec.num_samples or (stored or {}).get("num_samples")
+        metric = stored_metric(stored, gate.metric) if stored else None
+        found = power(
+            gate,
+            n,
+            baseline=stored_value(stored, metric) if stored and metric else None,
+            baseline_stderr=stored_stderr(stored, metric) if stored and metric else None,
+            discordance=((stored or {}).get("discordance") or {}).get("rate"),
+            proportion=is_proportion(stored, metric) if stored and metric else True,
+        )
+        return found.warning if found is not None else None
+
+    def _bless_outcomes(self) -> dict[str, ItemOutcomes | str]:
+        """Per-item outcomes of every blessed spec (or why there are none), for the file."""
+        out: dict[str, ItemOutcomes | str] = {}
+        for record in self.records:
+            if record.metrics is None or record.evaluation_id is None or record.benchmark in out:
+                continue
+            found = self._fetch_items(record.evaluation_id, str(record.spec.get("name", "")))
+            if not isinstance(found, str) and record.primary_metric is not None:
+                value = record.metrics.get(record.primary_metric)
+                if found.n == 0:
+                    found = "the coordinator stored none"
+                elif value is None or abs(found.mean - value) > 1e-6:
+                    found = f"they do not reproduce {record.primary_metric}"
+            out[record.benchmark] = found
+        return out
 
     # -- records ---------------------------------------------------------------------------
 
@@ -420,6 +630,7 @@ class ScaimindSession:
         result: BenchmarkResult | None = None,
         *,
         reused: bool | None = None,
+        infra: bool = False,
     ) -> None:
         """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
         criteria = {
@@ -442,8 +653,8 @@ class ScaimindSession:
             delta=verdict.delta,
             n=verdict.n,
             confidence=gate.confidence,
-            ci_low=verdict.interval[0] if verdict.interval else None,
-            ci_high=verdict.interval[1] if verdict.interval else None,
+            ci_low=verdict.interval.low if verdict.interval else None,
+            ci_high=verdict.interval.high if verdict.interval else None,
             n_needed=verdict.n_needed,
             evaluation_id=verdict.evaluation_id,
             reused=reused,
@@ -453,10 +664,51 @@ class ScaimindSession:
             model_uri=self._evaluations.model_uri if self._evaluations else self.options.model_uri,
             checkpoint_id=self.options.checkpoint,
             host=self.host,
+            **self._verdict_fields(gate, verdict, result, infra),
         )
         item.user_properties.extend(record.to_properties())
 
+    def _verdict_fields(
+        self, gate: Gate, verdict: Verdict, result: BenchmarkResult | None, infra: bool
+    ) -> dict[str, Any]:
+        """The gates' part of a record: method, Δ interval, counts, p-value, power, correction."""
+        diff = verdict.difference
+        method = diff.method if diff else (verdict.interval.method if verdict.interval else None)
+        primary = None
+        if result is not None and result.metrics:
+            with contextlib.suppress(KeyError):
+                primary = result.primary_metric
+        warning = self.power.get(gate.key()) or (
+            self._power_warning(gate) if gate.has_criterion else None
+        )
+        return {
+            "primary_metric": primary,
+            "proportions": sorted(result.proportions)
+            if result is not None and result.proportions is not None
+            else None,
+            "method": method,
+            "paired": diff.paired if diff else None,
+            "delta_ci_low": diff.interval.low if diff else None,
+            "delta_ci_high": diff.interval.high if diff else None,
+            "worse": diff.worse if diff else None,
+            "better": diff.better if diff else None,
+            "margin": verdict.margin,
+            "p_value": verdict.p_value,
+            "baseline_source": verdict.baseline_source,
+            "correction": self.options.correction if gate.confidence is not None else None,
+            "family_size": verdict.corrected.family_size if verdict.corrected else None,
+            "power_warning": warning,
+            "infra": infra,
+        }
+
     def _facts(self) -> dict[str, Any]:
+        from pytest_scaimind._policy import statistics
+
+        facts = self._context()
+        facts["statistics"] = statistics(self.records, self.power.values(), self.options.correction)
+        return facts
+
+    def _context(self) -> dict[str, Any]:
         return _report.context(
             self.records,
             {

@@ -28,12 +28,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     options = _options.Options.from_config(config)
     if not options.job:
+        if options.require_gates:
+            from pytest_scaimind._policy import Policy
+
+            inactive = "--scaimind-job is not set, so every gate test was skipped"
+            policy = Policy(config, options, lambda: [], inactive=inactive)
+            config.pluginmanager.register(policy, "scaimind-policy")
         return
+    from pytest_scaimind._policy import Policy
     from pytest_scaimind._session import ScaimindSession
 
     session = ScaimindSession(config, options)
     config.pluginmanager.register(session, "scaimind-session")
     config.stash[_state.SESSION] = session
+    policy = Policy(config, options, lambda: session.records, lambda: session.power.values())
+    config.pluginmanager.register(policy, "scaimind-policy")
 
 
 @pytest.hookimpl(wrapper=True)

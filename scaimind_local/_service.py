@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -21,7 +22,8 @@ from ._benchmarks.base import (
 )
 from ._drive import Drive
 from ._registry import Registry
-from ._store import CANCELLED_ERROR, Store
+from ._sandbox import Isolation, probe
+from ._store import CANCELLED_ERROR, MAX_ATTEMPTS, Store
 
 log = logging.getLogger("scaimind_local")
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one evaluation (<= 5/s)
@@ -103,11 +105,27 @@ class Service:
 
     # workers
 
+    @functools.cached_property
+    def isolation(self) -> Isolation:
+        """The kernel isolation this machine offers model-written code (probed once)."""
+        return probe(self.settings.get("sandbox_bwrap"))
+
     def start(self) -> None:
-        """Requeue work a previous process left RUNNING, then start the workers."""
-        requeued = self.store.requeue_running()
+        """Probe the isolation, requeue work a previous process left RUNNING, start the workers.
+
+        Evaluations left RUNNING MAX_ATTEMPTS times end FAILED instead (see Store.requeue_running).
+        """
+        if not self.isolation.isolated:
+            log.warning("no kernel isolation for model-written code: %s", self.isolation.detail)
+        requeued, failed = self.store.requeue_running()
         if requeued:
             log.warning("requeued %d evaluation(s) left RUNNING by a previous process", requeued)
+        if failed:
+            log.warning(
+                "%d evaluation(s) interrupted %d times by a dying process: FAILED, not requeued",
+                failed,
+                MAX_ATTEMPTS,
+            )
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"scaimind-worker-{i}", daemon=True)
             t.start()
@@ -161,6 +179,7 @@ class Service:
                 results.append(result_record(spec.name, index, out))
                 self.store.add_result(eval_id, results, progress, index, spec.name, out.samples)
         except _ServerStopping:
+            self.store.release(eval_id)
             log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
             return
         except BenchmarkCancelled:

@@ -181,7 +181,7 @@ class AsyncClient:
         statuses: Iterable[Status | str] | None = None,
         max_pages: int = 5,
     ) -> Evaluation | None:
-        """See :func:`scaimind_nb.find_evaluation`."""
+        """The awaitable twin of :meth:`Client.find_evaluation`."""
         match = Match.build(
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )

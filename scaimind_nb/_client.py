@@ -12,7 +12,7 @@ import httpx
 from ._core import DEFAULT, Config, Core, Gen, Match, Notify, Op, Pager, Send, Steps
 from ._models import BenchmarkLike, Evaluation, EvaluationPage, Sample, Status
 
-__all__ = ["Client", "find_evaluation"]
+__all__ = ["Client"]
 
 
 class Client:
@@ -218,36 +218,13 @@ class Client:
         statuses: Iterable[Status | str] | None = None,
         max_pages: int = 5,
     ) -> Evaluation | None:
-        """See :func:`scaimind_nb.find_evaluation`."""
+        """Newest evaluation with the same job, model, checkpoint and benchmark keys, or None.
+
+        Scans at most ``max_pages`` listing pages newest first, stopping at items created before
+        ``since`` (a datetime, or seconds back from now), keeps only ``statuses`` if given, and
+        GETs candidates whose listing item lacks the details to compare.
+        """
         match = Match.build(
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )
         return self._run(self._core.find(match, max_pages=max_pages))
-
-
-def find_evaluation(
-    client: Any,
-    job_id: str,
-    model_uri: str,
-    benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
-    checkpoint_id: str = "",
-    *,
-    since: datetime | float | None = None,
-    statuses: Iterable[Status | str] | None = None,
-    max_pages: int = 5,
-) -> Any:
-    """Newest evaluation with the same job, model, checkpoint and benchmark keys, or None.
-
-    Scans at most ``max_pages`` listing pages newest first, stopping at items created before
-    ``since`` (a datetime, or seconds back from now), keeps only ``statuses`` if given, and GETs
-    candidates to compare. With an ``AsyncClient`` it returns an awaitable.
-    """
-    return client.find_evaluation(
-        job_id,
-        model_uri,
-        benchmarks,
-        checkpoint_id,
-        since=since,
-        statuses=statuses,
-        max_pages=max_pages,
-    )

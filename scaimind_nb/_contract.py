@@ -159,8 +159,12 @@ class Field(enum.StrEnum):
     UPDATED_AT = "updated_at"
     STARTED_AT = "started_at"
     COMPLETED_AT = "completed_at"
+    CANCEL_REQUESTED = "cancel_requested"
     MODEL_DIGEST = "model_digest"
     """Content digest (``sha256:<hex>``) of the model artefact that was evaluated."""
+    # progress entry (one per benchmark spec)
+    COMPLETED = "completed"
+    TOTAL = "total"
     # per-benchmark result
     BENCHMARK = "benchmark"
     SCORE = "score"
@@ -176,7 +180,10 @@ class Field(enum.StrEnum):
     DIGEST = "digest"
     RECORDS = "records"
     SOURCE = "source"
-    # listings and pages
+    # listings and pages (a listed item is the evaluation's own job record)
+    TYPE = "type"
+    LABELS = "labels"
+    PARENT_JOB_ID = "parent_job_id"
     EVALUATIONS = "evaluations"
     SAMPLES = "samples"
     NEXT_PAGE_TOKEN = "next_page_token"

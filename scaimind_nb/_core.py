@@ -10,6 +10,7 @@ response decoding are plain functions and small classes here.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ import os
 import random
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,22 +93,17 @@ class _Secret:
 
 
 class _RedactFilter(logging.Filter):
-    """Masks registered API keys and Authorization headers in records of the package logger."""
+    """Masks one client's API key in records of the package logger (one filter per client)."""
 
-    secrets: set[str] = set()
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         msg = record.getMessage()
-        clean = redact(msg, self.secrets)
-        if clean != msg:
-            record.msg, record.args = clean, None
+        if self.secret in msg:
+            record.msg, record.args = msg.replace(self.secret, "***"), None
         return True
-
-
-_redact_filter = _RedactFilter()
-logger.addFilter(_redact_filter)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -195,7 +192,6 @@ class Config:
             raise ScaimindValueError("the API key must not be part of the host URL; pass api_key=")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ScaimindValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        _RedactFilter.secrets.add(key)
         return cls(
             host=host,
             api_key=_Secret(key),
@@ -350,8 +346,6 @@ def backoff(
 
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ProxyError")
-_FATAL = ("UnsupportedProtocol", "LocalProtocolError")
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -446,18 +440,22 @@ class Attempts:
 
     def on_exception(self, exc: Exception) -> Step:
         """Decide after a transport error (connection, timeout, reset)."""
+        import httpx
+
         kind = type(exc).__name__
         what = f"{self.spec.method} {self.url}"
-        if isinstance(exc, _timeout_types()):
+        if isinstance(exc, httpx.TimeoutException):
             error: ScaimindError = APITimeoutError(f"{what} timed out ({kind})")
         else:
             error = APIConnectionError(
                 f"{what} failed: {kind}: {self.core.redact(str(exc)) or 'no detail'}"
             )
         error.__cause__ = exc
-        if kind in _FATAL:
-            return Step(error=error)
-        ambiguous = not self.spec.idempotent and kind not in _NOT_SENT
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            return Step(error=error)  # a bad URL or a request httpx refuses: retrying cannot help
+        # a request that never left this machine cannot have taken effect on the server
+        not_sent = httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError
+        ambiguous = not self.spec.idempotent and not isinstance(exc, not_sent)
         delay = self._retry(None)
         logger.info(
             "%s: %s (attempt %d)%s",
@@ -494,12 +492,6 @@ class Attempts:
             "; retrying" if delay is not None else "",
         )
         return Step(delay=delay, error=error, ambiguous=ambiguous)
-
-
-def _timeout_types() -> tuple[type[BaseException], ...]:
-    import httpx
-
-    return (httpx.TimeoutException,)
 
 
 # --- pagination, polling, matching -----------------------------------------------------------
@@ -646,6 +638,14 @@ def _quoted_id(name: str, value: Any) -> str:
     return quote(_check_id(name, value), safe="")
 
 
+class Screen(enum.Enum):
+    """What a listing scan does with one item."""
+
+    STOP = "stop"
+    SKIP = "skip"
+    CHECK = "check"
+
+
 @dataclass
 class Match:
     """What an existing evaluation must have to stand in for a new submit (job, model, checkpoint, benchmarks)."""
@@ -689,17 +689,17 @@ class Match:
             frozenset(Status.parse(s) for s in statuses) if statuses is not None else None,
         )
 
-    def screen(self, item: Evaluation) -> str:
-        """For a listing item: ``stop`` (older than the window), ``skip`` or ``check`` (GET it)."""
+    def screen(self, item: Evaluation) -> Screen:
+        """What to do with a listing item: stop (older than the window), skip it or check (GET) it."""
         if self.since is not None and item.created_at is not None and item.created_at < self.since:
-            return "stop"
+            return Screen.STOP
         if self.statuses is not None and item.status not in self.statuses:
-            return "skip"
+            return Screen.SKIP
         if item.job_id and item.job_id != self.job_id:
-            return "skip"
+            return Screen.SKIP
         if item.model_uri and item.model_uri != self.model_uri:
-            return "skip"
-        return "check"
+            return Screen.SKIP
+        return Screen.CHECK
 
     def matches(self, ev: Evaluation) -> bool:
         """True when a full record has the same job, model, checkpoint and benchmark keys."""
@@ -741,6 +741,10 @@ class Core:
         self.rng = rng or random.Random()
         # learnt from a submit answer that echoes its Idempotency-Key: re-sending is then safe
         self.honours_keys = False
+        # this client's key is masked in the package's log records for as long as it lives
+        redactor = _RedactFilter(config.api_key.reveal())
+        logger.addFilter(redactor)
+        weakref.finalize(self, logger.removeFilter, redactor)
 
     def redact(self, text: str) -> str:
         return redact(text, (self.config.api_key.reveal(),))
@@ -788,9 +792,10 @@ class Core:
         deadline: float | None = None,
         reconcile: Callable[[], Gen] | None = None,
     ) -> Gen:
-        """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first.
+        """One logical call with retries; returns the decoded JSON answer.
 
-        Every attempt carries the same request id (and, for a POST, the same Idempotency-Key).
+        An ambiguous POST failure runs ``reconcile`` first: when it finds what the POST would
+        have created, its JSON stands in for the answer. Every attempt carries the same request id (and, for a POST, the same Idempotency-Key).
         Against a coordinator known to honour that key, an ambiguous failure that will be
         retried skips ``reconcile``: the re-sent POST itself answers with the first outcome.
         """
@@ -891,9 +896,9 @@ class Core:
             page = yield from self.list_page(pager.page_size, pager.token)
             for item in pager.take(page.evaluations, page.next_page_token):
                 verdict = match.screen(item)
-                if verdict == "stop":
+                if verdict is Screen.STOP:
                     return None
-                if verdict == "skip":
+                if verdict is Screen.SKIP:
                     continue
                 full = item
                 if not (item.job_id and item.model_uri and (item.benchmarks or item.results)):
@@ -921,18 +926,17 @@ class Core:
             except (APIConnectionError, APIStatusError, ProtocolError) as exc:
                 logger.warning("duplicate check after an ambiguous submit failed: %s", exc)
                 return None
-            if found is not None:
-                logger.warning(
-                    "submit outcome was unknown; found evaluation %s already created",
-                    found.evaluation_id,
-                )
-            return found
+            if found is None:
+                return None
+            logger.warning(
+                "submit outcome was unknown; found evaluation %s already created",
+                found.evaluation_id,
+            )
+            return found.raw
 
         data = yield from self.request(
             Spec("POST", Route.EVALUATIONS, json=body, idempotent=False), reconcile=reconcile
         )
-        if isinstance(data, Evaluation):
-            return data
         inner = _unwrap(data)
         if not isinstance(inner, Mapping):
             raise ProtocolError("submit answer is not an object", excerpt=str(data)[:200])

@@ -8,6 +8,7 @@ dict lookups on cached keys: no regex per key and no copying of the payload.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -93,10 +94,6 @@ _PAIR_VALUE = frozenset({"value", "score", "val"})
 _WRAPPERS = frozenset({"metrics", "values"})
 _RESULT_WRAPPERS = frozenset({"results", "benchmarkresults", "result"})
 
-_KEYS: dict[str, str] = {}
-_SNAKE: dict[str, str] = {}
-
-
 _MISS = object()
 _EVAL_RAW: dict[str, Any] = {}
 _RESULT_RAW: dict[str, Any] = {}
@@ -110,30 +107,24 @@ def _learn(cache: dict[str, Any], slots: dict[str, str], key: str) -> str | None
     return slot
 
 
+@functools.lru_cache(maxsize=4096)
 def _k(key: str) -> str:
-    """Case- and underscore-blind compare key of a field name (cached)."""
-    c = _KEYS.get(key)
-    if c is None:
-        c = key.replace("_", "").replace("-", "").lower()
-        _KEYS[key] = c
-    return c
+    """Case- and underscore-blind compare key of a field name (cached, bounded)."""
+    return key.replace("_", "").replace("-", "").lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def _snake(key: str) -> str:
     """snake_case spelling of an unknown field name, so camel and snake renderings agree."""
-    s = _SNAKE.get(key)
-    if s is None:
-        out = []
-        for i, ch in enumerate(key):
-            if ch.isupper():
-                if i and key[i - 1] != "_":
-                    out.append("_")
-                out.append(ch.lower())
-            else:
-                out.append(ch)
-        s = "".join(out)
-        _SNAKE[key] = s
-    return s
+    out = []
+    for i, ch in enumerate(key):
+        if ch.isupper():
+            if i and key[i - 1] != "_":
+                out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def to_float(v: Any) -> float | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import threading
 from pathlib import Path
 from typing import Any
 
 from .._benchmarks.base import InvalidBenchmark
+from .._json import load_json
 from .base import ModelBackend, ModelManifest
 
 MANIFEST = "scaimind-model.json"
@@ -33,9 +33,10 @@ def read_manifest(path: Path) -> ModelManifest:
     if not file.is_file():
         raise InvalidBenchmark(f"no model at {path}: expected a folder holding {MANIFEST}")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidBenchmark(f"{file} is not valid JSON: {exc}") from None
+        text = file.read_bytes()
+    except OSError as exc:
+        raise InvalidBenchmark(f"{file} cannot be read: {exc.strerror}") from None
+    config = load_json(text, str(file), error=InvalidBenchmark)
     if not isinstance(config, dict) or not isinstance(config.get("backend"), str):
         raise InvalidBenchmark(f'{file} must be a JSON object with a "backend" string')
     backend = config["backend"]

@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._backends.base import ModelBackend
+from .._errors import InvalidBenchmark
 
-
-class InvalidBenchmark(ValueError):
-    """The benchmark spec cannot run here; the message is shown to the user as a 400."""
+__all__ = [
+    "BenchmarkCancelled",
+    "BenchmarkRunner",
+    "BenchmarkSpec",
+    "InvalidBenchmark",
+    "RunContext",
+    "RunnerResult",
+]
 
 
 class BenchmarkCancelled(Exception):

@@ -6,7 +6,9 @@ with the usual stop sequences and runs prompt + completion; `chat` asks a chat m
 whole function in a python code block and runs the first fenced block (after the prompt's
 imports and helpers when it redefines the entry point); `auto` (default) picks `chat` for chat
 models. The program (code, then the tests, then `check(entry_point)`) runs in
-`scaimind_local._sandbox`, two programs at a time, while the next batch generates.
+`scaimind_local._sandbox`, two programs at a time, while the next batch generates: in kernel
+namespaces, or (only when the operator allowed it) without them, which the result's
+`extra.isolation` records. A coordinator that cannot isolate code refuses the submit.
 """
 
 from __future__ import annotations
@@ -14,14 +16,23 @@ from __future__ import annotations
 import ast
 import gzip
 import importlib.util
-import json
 import re
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
-from .._sandbox import Program, Sandbox, Verdict
+from .._json import load_json
+from .._sandbox import (
+    Isolation,
+    IsolationUnavailable,
+    Program,
+    ProgramOutcome,
+    ProgramResult,
+    Sandbox,
+    choose,
+)
 from ._shared import (
     cut_at_stop,
     float_param,
@@ -68,7 +79,11 @@ def read_problems(path: Path) -> list[dict[str, Any]]:
             for number, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                problem = json.loads(line)
+                problem = load_json(
+                    line, f"humaneval: {path} line {number}", error=InvalidBenchmark
+                )
+                if not isinstance(problem, dict):
+                    problem = {}
                 missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
                 if missing:
                     raise InvalidBenchmark(
@@ -76,7 +91,7 @@ def read_problems(path: Path) -> list[dict[str, Any]]:
                         f"needs {', '.join(FIELDS)}"
                     )
                 problems.append(problem)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: not UTF-8
         raise InvalidBenchmark(f"humaneval: cannot read {path}: {exc}") from None
     if not problems:
         raise InvalidBenchmark(f"humaneval: {path} holds no problems")
@@ -188,13 +203,23 @@ class HumanEvalRunner:
     def _path(self, spec: BenchmarkSpec, ctx: RunContext) -> Path:
         return ctx.resolve_path(spec.dataset) if spec.dataset else default_dataset()
 
+    @staticmethod
+    def _isolation(ctx: RunContext) -> Isolation:
+        """Kernel isolation, or the operator's explicit consent to run without it."""
+        try:
+            return choose(ctx.settings)
+        except IsolationUnavailable as exc:
+            raise InvalidBenchmark(f"humaneval runs model-written code, but {exc}") from None
+
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
-        """Parameters must parse and the problems must be readable."""
+        """Parameters must parse, the problems be readable and the code containable."""
         self._settings(spec)
         read_problems(self._path(spec, ctx))
+        self._isolation(ctx)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
+        isolation = self._isolation(ctx)
         cfg = self._settings(spec)
         mode = self._mode(cfg["prompt_mode"], model)
         path = self._path(spec, ctx)
@@ -207,9 +232,9 @@ class HumanEvalRunner:
         memory_mb = int(ctx.settings.get("sandbox_memory_mb", 1024))
         completions: list[str] = [""] * total
         replies: list[str] = [""] * total
-        verdicts: list[Verdict | None] = [None] * total
-        futures: list[Future[Verdict]] = []
-        sandbox = Sandbox(workers, timeout=cfg["timeout"], memory_mb=memory_mb)
+        verdicts: list[ProgramResult | None] = [None] * total
+        futures: list[Future[ProgramResult]] = []
+        sandbox = Sandbox(workers, isolation=isolation, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
 
         def judged() -> int:
@@ -235,9 +260,12 @@ class HumanEvalRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()
-        return self._result(
+        result = self._result(
             problems, jobs, completions, replies, verdicts, cfg, mode, path, spec, len(all_problems)
         )
+        result.extra["isolated"] = isolation.isolated
+        result.extra["isolation"] = isolation.detail
+        return result
 
     @staticmethod
     def _mode(requested: str, model: ModelBackend) -> str:
@@ -270,7 +298,7 @@ class HumanEvalRunner:
         jobs: list[tuple[dict[str, Any], int]],
         completions: list[str],
         replies: list[str],
-        verdicts: list[Verdict | None],
+        verdicts: list[ProgramResult | None],
         cfg: dict[str, Any],
         mode: str,
         path: Path,
@@ -279,18 +307,18 @@ class HumanEvalRunner:
     ) -> RunnerResult:
         correct: dict[str, int] = {p["task_id"]: 0 for p in problems}
         samples = []
-        counts = {"passed": 0, "failed": 0, "timed_out": 0}
+        counts = dict.fromkeys(ProgramOutcome, 0)
         rows = zip(jobs, completions, replies, verdicts, strict=True)
         for (problem, j), completion, reply, verdict in rows:
             assert verdict is not None
             correct[problem["task_id"]] += verdict.passed
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+            counts[verdict.outcome] += 1
             samples.append(
                 {
                     **({"reply": reply[:4000]} if mode == "chat" else {}),
                     "id": problem["task_id"],
                     "sample": j,
-                    "verdict": verdict.verdict,
+                    "verdict": verdict.outcome,
                     "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],

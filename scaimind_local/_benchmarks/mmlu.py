@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .._backends.base import ModelBackend, supports_loglikelihood
+from .._drive import open_regular
+from .._json import load_json
 from ._shared import cut_at_stop, ids_digest, int_param, mean, mean_stderr
 from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
 
@@ -62,7 +64,7 @@ def _read_csv_dir(folder: Path, split: str) -> list[Item]:
     items = []
     for file in sorted(folder.glob(f"*_{split}.csv")):
         subject = file.name[: -len(f"_{split}.csv")]
-        with open(file, newline="", encoding="utf-8") as fh:
+        with open_regular(file, str(file), encoding="utf-8", newline="") as fh:
             for index, row in enumerate(csv.reader(fh)):
                 if len(row) != 6:
                     raise InvalidBenchmark(
@@ -83,7 +85,9 @@ def _read_parquet(files: list[Path]) -> list[Item]:
     items: list[Item] = []
     counters: dict[str, int] = defaultdict(int)
     for file in files:
-        for row in pq.read_table(file).to_pylist():
+        with open_regular(file, str(file)) as fh:
+            rows = pq.read_table(fh).to_pylist()
+        for row in rows:
             subject = str(row.get("subject") or file.parent.name)
             items.append(
                 _item(
@@ -97,11 +101,11 @@ def _read_parquet(files: list[Path]) -> list[Item]:
 def _read_jsonl(file: Path) -> tuple[list[Item], list[Item]]:
     splits: dict[str, list[Item]] = {"test": [], "dev": []}
     counters: dict[tuple[str, str], int] = defaultdict(int)
-    with open(file, encoding="utf-8") as fh:
+    with open_regular(file, str(file), encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            row = load_json(line, f"mmlu: {file} line {number}", error=InvalidBenchmark)
             if not isinstance(row, dict) or not {"question", "choices", "answer"} <= row.keys():
                 raise InvalidBenchmark(
                     f"mmlu: {file} line {number} must be an object with question, choices, "

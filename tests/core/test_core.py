@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 
 from scaimind_nb import Evaluation, ProtocolError, Status, parse_evaluation
-from scaimind_nb._core import Match, Pager, backoff, parse_retry_after
+from scaimind_nb._core import Match, Pager, Screen, backoff, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,12 @@ def test_match_screen_and_matches() -> None:
         {"job_id": "e3", "labels": {"parent_job_id": "job_9"}, "status": "COMPLETED"}
     )
     fresh = parse_evaluation({"job_id": "e4", "status": "COMPLETED"})
-    assert [m.screen(e) for e in (old, running, other, fresh)] == ["stop", "skip", "skip", "check"]
+    assert [m.screen(e) for e in (old, running, other, fresh)] == [
+        Screen.STOP,
+        Screen.SKIP,
+        Screen.SKIP,
+        Screen.CHECK,
+    ]
     full = parse_evaluation(
         {
             "evaluation_id": "e4",

@@ -211,8 +211,7 @@ def command(page: Any, name: str, args: dict[str, Any] | None = None) -> Any:
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
     """Open `name`, past a kernel choice dialog, and wait until its kernel is idle."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
     page.goto(lab.link(name))
     page.locator(".jp-Notebook").first.wait_for(timeout=90_000)

@@ -17,14 +17,14 @@ BENCH = "hellaswag"
 
 def test_literal():
     assert_benchmark("mmlu", min_score=0.6, num_samples=100)
-    assert_benchmark("custom-qa", dataset="scaidrive://o/eval/qa.jsonl", parameters={"temperature": "0.0"})
+    assert_benchmark("custom-qa", dataset="scaidrive://o/eval/qa.jsonl", parameters={"temperature": "0.0"}, min_score=0.5)
 
 @pytest.mark.parametrize("name", ["arc", "gsm8k"])
 def test_param(name):
     assert_benchmark(name, min_score=0.1)
 
 def test_constant():
-    pytest_scaimind.assert_benchmark(BENCH)
+    pytest_scaimind.assert_benchmark(BENCH, max_drop=0.02)
 
 def test_dynamic():
     for name in ["x", "y"]:
@@ -81,11 +81,28 @@ def test_scanner_rejects_bad_literal_arguments(pytester):
         Scanner().scan(items[0])
 
 
+def test_a_literal_gate_without_a_criterion_is_refused_but_a_marker_declares_a_spec(pytester):
+    items = pytester.getitems(
+        "import pytest\n"
+        "from pytest_scaimind import assert_benchmark\n"
+        "def test_nothing():\n    assert_benchmark('mmlu', num_samples=10)\n"
+        "@pytest.mark.scaimind('mmlu', num_samples=10)\n"
+        "def test_declared():\n    assert_benchmark(pick(), min_score=0.5)\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"assert_benchmark\('mmlu'\) sets no criterion: pass min_score="
+    ):
+        Scanner().scan(items[0])
+    declared = Scanner().scan(items[1])
+    assert declared is not None and declared.dynamic
+    assert [label(g.spec) for g in declared.gates] == ["mmlu[n=10]"]
+
+
 def test_identical_specs_share_and_same_names_split():
-    a = make_gate("mmlu", num_samples=10).spec
-    b = make_gate("mmlu", num_samples=10).spec
-    c = make_gate("mmlu", num_samples=20).spec
-    d = make_gate("arc").spec
+    a = make_gate("mmlu", num_samples=10, spec_only=True).spec
+    b = make_gate("mmlu", num_samples=10, spec_only=True).spec
+    c = make_gate("mmlu", num_samples=20, spec_only=True).spec
+    d = make_gate("arc", spec_only=True).spec
     batches = plan_batches([a, d, b, c])
     assert [[label(s) for s in batch.specs] for batch in batches] == [
         ["mmlu[n=10]", "arc"],
