@@ -168,3 +168,36 @@ def test_doctor_says_cancel_works_while_a_cell_blocks(frontend: Frontend) -> Non
     out = "".join(m["content"]["text"] for m in frontend.of(cell, "stream"))
     assert "display mode : widget" in out
     assert "cancel button: works while a cell blocks" in out
+
+
+@pytest.mark.slow
+def test_coordinator_worker_errors_go_to_its_logger_not_into_the_cell(frontend: Frontend) -> None:
+    setup = """\
+import logging
+from scaimind_local import LocalCoordinator
+from scaimind_local.testing import write_custom_dataset, write_model
+coordinator = LocalCoordinator().start()
+dataset = write_custom_dataset(coordinator.drive_root, "org/eval/a.jsonl", [{"prompt": "a", "reference": "b"}])
+uri = write_model(coordinator.drive_root, "org/models/bad", options={"fail": "CUDA on fire"})
+coordinator.register_job("job_bad", uri)
+client = scaimind_nb.Client(coordinator.url, coordinator.api_key)
+def fail():
+    run = scaimind_nb.evaluate("job_bad", uri, [{"name": "custom-a", "dataset": dataset}], client=client, progress="off")
+    return run.status.value"""
+    frontend.until(frontend.idle(frontend.execute(setup)))
+    # no handler of the notebook's own: the worker's traceback must not land in the cell
+    bare = frontend.execute("print(fail())")
+    frontend.until(frontend.idle(bare))
+    assert [m["content"] for m in frontend.of(bare, "stream")] == [
+        {"name": "stdout", "text": "FAILED\n"}
+    ]
+    # it is on the coordinator's logger, for a handler that wants it
+    caught = frontend.execute(
+        "records = []\n"
+        "handler = logging.Handler(); handler.emit = records.append\n"
+        "logging.getLogger('scaimind_local').addHandler(handler)\n"
+        "print(fail(), any(r.exc_info and 'CUDA on fire' in str(r.exc_info[1]) for r in records))"
+    )
+    frontend.until(frontend.idle(caught))
+    text = "".join(m["content"]["text"] for m in frontend.of(caught, "stream"))
+    assert text.strip() == "FAILED True"
