@@ -95,8 +95,12 @@ def evaluate(
     the kernel's stop button cancel the evaluation on the coordinator; after the stop button (or
     a `timeout`) the variable of ``run = evaluate(...)`` still receives the handle.
     """
+    from ._core import _positive
+
     mode = check_mode(progress)
     timeout = check_timeout(timeout)
+    if poll_interval is not None:
+        poll_interval = _positive("poll_interval", poll_interval, allow_zero=True)
     client = client or default_client()
     submitted = client.submit(job_id, model_uri, benchmarks, checkpoint_id=checkpoint_id)
     run = EvaluationRun.watch(client, submitted, progress=mode, poll_interval=poll_interval)

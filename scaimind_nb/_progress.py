@@ -21,7 +21,6 @@ import html
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +129,10 @@ class Watch:
         self.board.refresh(force=True)
 
     def step(self) -> bool:
-        """Poll once (poller thread); True when the wait has ended."""
+        """Poll once (poller thread); True when the wait has ended.
+
+        `Steps.resume` keeps whatever the wait raised for `settle`, so this never raises.
+        """
         assert self.steps is not None
         delay = self.steps.resume()
         if delay is not None:
@@ -217,7 +219,7 @@ class Poller:
 
     def _loop(self) -> None:
         while (due := self._due()) is not None:
-            ended = [w for w in due if _safe_step(w)]
+            ended = [w for w in due if w.step()]
             boards = {w.board for w in due} | {
                 w.board for w in list(self._watches) if w.board.dirty
             }
@@ -226,16 +228,6 @@ class Poller:
             for watch in ended:
                 watch.board.finish_if_done(ending=watch)
                 watch.settle()
-
-
-def _safe_step(watch: Watch) -> bool:
-    try:
-        return watch.step()
-    except Exception as exc:  # a bug in a callback must not kill the thread of every watch
-        log.exception("scaimind_nb: polling %s failed", watch.evaluation.evaluation_id)
-        watch.note(f"polling stopped: {exc}")
-        watch.future.set_exception(exc)
-        return False
 
 
 POLLER = Poller()
@@ -259,7 +251,6 @@ class Board:
         self._cell = current_cell_key()
         self._final_cell: Any = None
         self.view = _make_view(mode, self)
-        _BOARDS.add(self)
 
     @property
     def rows(self) -> list[RowState]:
@@ -334,7 +325,6 @@ class Board:
             log.debug("scaimind_nb: progress display failed", exc_info=True)
 
 
-_BOARDS: weakref.WeakSet[Board] = weakref.WeakSet()
 _cell_board: tuple[Any, Board] | None = None
 
 

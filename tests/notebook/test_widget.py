@@ -242,9 +242,10 @@ def test_constructing_a_run_has_no_side_effects(scripted: Any, record: Any) -> N
 
     run = _run(scripted, record, record("COMPLETED"), progress="off")
     run.wait(timeout=30)
-    boards, threads = len(_progress._BOARDS), threading.active_count()
+    before = (_progress._cell_board, len(_progress.POLLER._watches), threading.active_count())
     again = EvaluationRun(run._watch)
-    assert (len(_progress._BOARDS), threading.active_count()) == (boards, threads)
+    after = (_progress._cell_board, len(_progress.POLLER._watches), threading.active_count())
+    assert after == before and scripted.gets["eval_1"] == 1  # no board, no watch, no request
     assert again.evaluation is run.evaluation and again.done
 
 
@@ -274,6 +275,7 @@ def test_bad_arguments_are_refused_before_any_request(scripted: Any, record: Any
     for kwargs, message in (
         ({"progress": "bars"}, "unknown progress mode"),
         ({"timeout": -1}, "timeout must be a finite number"),
+        ({"poll_interval": "1s"}, "poll_interval must be a number of seconds"),
         ({"benchmarks": []}, "benchmarks is empty"),
         ({"job_id": " "}, "job_id must be a non-empty string"),
     ):
