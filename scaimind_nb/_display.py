@@ -391,8 +391,8 @@ def format_elapsed(seconds: float) -> str:
 
 
 def format_interval(seconds: float) -> str:
-    """tqdm's interval: `mm:ss`, or `h:mm:ss` from an hour on."""
-    seconds = max(0, round(seconds))
+    """tqdm's interval: whole seconds as `mm:ss`, or `h:mm:ss` from an hour on."""
+    seconds = max(0, int(seconds))
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"

@@ -110,8 +110,8 @@ def test_running_bar_shows_percent_rate_and_eta_like_tqdm(make_eval: Any) -> Non
     row.observe(make_eval(progress=(("mmlu", 22, 40),)))
     bar = bars(row)[0]
     assert (bar.phase, bar.rate, bar.eta) == (Phase.RUNNING, 5.0, 3.6)
-    assert meter_text(bar) == "55% 22/40 [00:04<00:04, 5.00it/s]"
-    assert "mmlu 55% 22/40 [00:04<00:04, 5.00it/s]" in render_line(row)
+    assert meter_text(bar) == "55% 22/40 [00:04<00:03, 5.00it/s]"
+    assert "mmlu 55% 22/40 [00:04<00:03, 5.00it/s]" in render_line(row)
     clock.now += 120.0  # slower than one item a second: tqdm's s/it
     row.observe(make_eval(progress=(("mmlu", 23, 40),)))
     assert "s/it" in meter_text(bars(row)[0])
