@@ -34,6 +34,9 @@ _EXPORTS = {
     "results_frame": "._frames",
     "evaluations_frame": "._frames",
     "compare": "._frames",
+    "aevaluations_frame": "._frames",
+    "samples": "._frames",
+    "diff": "._frames",
     "evaluate": "._evaluate",
     "EvaluationRun": "._evaluate",
     "styled": "._views",
@@ -151,9 +154,12 @@ if TYPE_CHECKING:  # the same names for type checkers: `X as X` marks a re-expor
         evaluate as evaluate,
     )
     from ._frames import (
+        aevaluations_frame as aevaluations_frame,
         compare as compare,
+        diff as diff,
         evaluations_frame as evaluations_frame,
         results_frame as results_frame,
+        samples as samples,
     )
     from ._magics import (
         load_ipython_extension as load_ipython_extension,

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import httpx
 
-from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
+from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep, Steps
 from ._models import (
     Benchmark,
     BenchmarkLike,
@@ -76,17 +76,11 @@ class AsyncClient:
 
     async def _run(self, gen: Gen) -> Any:
         """Drive a core generator: perform each I/O operation it yields and feed the result back."""
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                op = gen.throw(error) if error is not None else gen.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
+        steps = Steps(gen)
+        while (op := steps.pending) is not None:
             try:
                 if isinstance(op, Send):
-                    value = await self._http.request(
+                    value: Any = await self._http.request(
                         op.method,
                         op.url,
                         params=op.params,
@@ -95,13 +89,16 @@ class AsyncClient:
                         timeout=op.timeout,
                     )
                 elif isinstance(op, Sleep):
-                    await self._sleep(op.seconds)
+                    value = await self._sleep(op.seconds)
                 else:
-                    result = op.callback(op.value)
-                    if inspect.isawaitable(result):
-                        await result
+                    value = op.callback(op.value)
+                    if inspect.isawaitable(value):
+                        value = await value
             except Exception as exc:
-                error = exc
+                steps.throw(exc)
+            else:
+                steps.send(value)
+        return steps.result()
 
     async def submit(
         self,

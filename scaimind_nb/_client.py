@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
+from ._core import DEFAULT, Config, Core, Gen, Match, Notify, Op, Pager, Send, Steps
 from ._models import (
     Benchmark,
     BenchmarkLike,
@@ -82,30 +82,28 @@ class Client:
 
     def _run(self, gen: Gen) -> Any:
         """Drive a core generator: perform each I/O operation it yields and feed the result back."""
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                op = gen.throw(error) if error is not None else gen.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(op, Send):
-                    value = self._http.request(
-                        op.method,
-                        op.url,
-                        params=op.params,
-                        json=op.json,
-                        headers=op.headers,
-                        timeout=op.timeout,
-                    )
-                elif isinstance(op, Sleep):
-                    self._sleep(op.seconds)
-                else:
-                    op.callback(op.value)
-            except Exception as exc:
-                error = exc
+        return self._drive(Steps(gen, self._perform))
+
+    def _drive(self, steps: Steps) -> Any:
+        """Resume `steps` to the end, sleeping where they ask to."""
+        while (delay := steps.resume()) is not None:
+            self._sleep(delay)
+        return steps.result()
+
+    def _perform(self, op: Op) -> Any:
+        """One non-sleep I/O operation of a core generator: an HTTP request or a callback."""
+        if isinstance(op, Send):
+            return self._http.request(
+                op.method,
+                op.url,
+                params=op.params,
+                json=op.json,
+                headers=op.headers,
+                timeout=op.timeout,
+            )
+        if isinstance(op, Notify):
+            return op.callback(op.value)
+        raise TypeError(f"not an I/O operation of the core: {op!r}")
 
     def submit(
         self,
@@ -169,17 +167,46 @@ class Client:
         ``WaitTimeoutError`` carries the last snapshot. With ``raise_on_failure=True`` a FAILED or
         CANCELLED end raises ``EvaluationFailedError``.
         """
-        return self._run(
-            self._core.wait(
+        return self._drive(
+            self.wait_steps(
                 evaluation_id,
                 timeout=timeout,
                 poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
                 on_update=on_update,
+                max_poll_interval=max_poll_interval,
                 raise_on_failure=raise_on_failure,
                 on_poll=on_poll,
             )
         )
+
+    def wait_steps(
+        self,
+        evaluation_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_update: Callable[[Evaluation], Any] | None = None,
+        max_poll_interval: float | None = None,
+        raise_on_failure: bool = False,
+        on_poll: Callable[[PollEvent], Any] | None = None,
+    ) -> Steps:
+        """``wait`` for a scheduler that drives many waits from one thread (the notebook board).
+
+        The same polling rules as :meth:`wait` (transient errors, backoff, deadline): each
+        ``steps.resume()`` polls and returns the seconds to sleep before the next poll (a
+        shorter sleep polls early), or None once ``steps.result()`` holds the terminal
+        Evaluation or the error that ended the wait.
+        """
+        gen = self._core.wait(
+            evaluation_id,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            on_update=on_update,
+            raise_on_failure=raise_on_failure,
+            on_poll=on_poll,
+        )
+        return Steps(gen, self._perform)
 
     def cancel(self, evaluation_id: str) -> Evaluation:
         """Ask the coordinator to cancel an evaluation; returns its record afterwards."""

@@ -60,7 +60,7 @@ from ._normalise import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT", "Config", "Core"]
+__all__ = ["DEFAULT", "Config", "Core", "Steps"]
 
 logger = logging.getLogger("scaimind_nb")
 
@@ -243,6 +243,76 @@ class Notify:
 
 Op = Send | Sleep | Notify
 Gen = Generator[Op, Any, Any]
+
+
+class Steps:
+    """A core generator driven one I/O operation at a time.
+
+    ``pending`` is the operation the generator waits on (None once it has finished); ``send`` and
+    ``throw`` answer it; ``result()`` returns what the generator returned or raises what it raised.
+    With a ``perform`` callable (a sync client's), ``resume()`` performs every operation up to the
+    next ``Sleep`` and hands its seconds back, so a scheduler can honour the sleeps of many calls
+    from one thread (the notebook drives every run's ``wait`` this way) and wake one early.
+    """
+
+    def __init__(self, gen: Gen, perform: Callable[[Op], Any] | None = None) -> None:
+        self._gen = gen
+        self._perform = perform
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.pending: Op | None = None
+        self._step(gen.send, None)
+
+    def _step(self, step: Callable[[Any], Op], arg: Any) -> Op | None:
+        try:
+            self.pending = step(arg)
+        except StopIteration as stop:
+            self.pending, self._value = None, stop.value
+        except Exception as exc:
+            self.pending, self._error = None, exc
+        return self.pending
+
+    def send(self, value: Any) -> Op | None:
+        """Answer the pending operation with its result; returns the next one."""
+        return self._step(self._gen.send, value)
+
+    def throw(self, error: Exception) -> Op | None:
+        """Answer the pending operation with the error it raised; returns the next one."""
+        return self._step(self._gen.throw, error)
+
+    @property
+    def done(self) -> bool:
+        """True once the generator has returned or raised."""
+        return self.pending is None
+
+    def result(self) -> Any:
+        """The generator's return value; raises its exception (RuntimeError while unfinished)."""
+        if self.pending is not None:
+            raise RuntimeError("the call has not finished: drive it to the end first")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def resume(self) -> float | None:
+        """Perform operations until the generator asks to sleep: its seconds, or None when done.
+
+        The caller sleeps as long as it likes (shorter wakes the call early: a wait polls at
+        once), then calls ``resume`` again.
+        """
+        if self._perform is None:
+            raise RuntimeError("Steps.resume needs the perform callable of a synchronous client")
+        if isinstance(self.pending, Sleep):
+            self.send(None)
+        while (op := self.pending) is not None:
+            if isinstance(op, Sleep):
+                return op.seconds
+            try:
+                value = self._perform(op)
+            except Exception as exc:
+                self.throw(exc)
+            else:
+                self.send(value)
+        return None
 
 
 # --- retry decisions ---------------------------------------------------------------------------

@@ -356,11 +356,15 @@ class PollEvent:
 
 @dataclass(frozen=True)
 class BenchmarkProgress:
-    """How far one benchmark has got: ``completed`` of ``total`` samples."""
+    """How far one benchmark has got: ``completed`` of ``total`` samples.
+
+    ``score`` is the score of the samples done so far, where the coordinator reports one.
+    """
 
     benchmark: str
     completed: int = 0
     total: int | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -474,7 +474,7 @@ def _progress_item(name: str | None, item: Any) -> BenchmarkProgress | None:
     if not isinstance(item, dict):
         n = to_int(item)
         return BenchmarkProgress(name, n or 0, None) if name and n is not None else None
-    completed, total = 0, None
+    completed, total, score = 0, None, None
     for key, val in item.items():
         ck = _k(key)
         if ck in ("benchmark", "name", "benchmarkname") and name is None:
@@ -483,7 +483,9 @@ def _progress_item(name: str | None, item: Any) -> BenchmarkProgress | None:
             completed = to_int(val) or 0
         elif ck in ("total", "totalsamples", "numsamples"):
             total = to_int(val) or None
-    return BenchmarkProgress(name, completed, total) if name else None
+        elif ck in ("score", "partialscore", "runningscore", "scoresofar"):
+            score = to_float(val)
+    return BenchmarkProgress(name, completed, total, score) if name else None
 
 
 def _parse_progress(v: Any) -> tuple[BenchmarkProgress, ...]:

@@ -1,36 +1,43 @@
-"""The live progress board: one display per cell, rows per evaluation, a background poller.
+"""Watching evaluations: one poller thread, a row per evaluation, one live display per cell.
 
-Polling runs in a daemon thread (never an asyncio task on the kernel loop). Rendering from that
-thread happens inside a copy of the originating cell's context, so ipykernel routes the output
-to that cell; a blocking `wait()` in a later cell adopts the board into the waiting cell so
-headless runs (nbclient) record its final state.
+Each watched evaluation is a `Watch`: its display row, a future that resolves with the terminal
+Evaluation, and the client's `wait_steps` (the same polling rules as `Client.wait`: transient
+errors, backoff, deadline). One daemon thread (never an asyncio task on the kernel loop) drives
+the steps of every watch and sleeps until the next one is due; a Cancel click wakes it so the
+next poll happens at once.
+
+A `Board` shows the rows of one cell as one display. Rendering from the poller thread runs in a
+copy of the originating cell's context, so ipykernel routes the output to that cell; a blocking
+`wait()` in a later cell adopts the board so headless runs (nbclient) record its final state.
+When every row of a board has ended, the live widget is replaced by the static HTML and text of
+the final state, so a saved notebook reopened without a kernel shows results, not widget errors.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextvars
+import html
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._display import (
+    BAD,
     RowState,
     bars,
-    format_elapsed,
-    is_terminal,
     render_html,
     render_line,
-    render_results_html,
+    render_row_html,
     render_text,
-    status_colour,
-    status_name,
 )
 
 if TYPE_CHECKING:
-    from ._evaluate import EvaluationRun
+    from ._client import Client
+    from ._core import Steps
+    from ._models import Evaluation
 
 log = logging.getLogger("scaimind_nb")
 
@@ -53,57 +60,217 @@ class Throttle:
             return True
         return False
 
+    def next_at(self) -> float:
+        """When the next action may pass (monotonic seconds)."""
+        return self._last + self.interval
 
-class Board:
-    """Rows of evaluations shown as one live display, kept fresh by one poller thread."""
+
+# ----------------------------------------------------------------------------- watches
+
+
+class Watch:
+    """One evaluation being watched: its row, its future, and the client's wait steps.
+
+    Only the poller thread resumes the steps; `cancel` may be called from any thread.
+    """
 
     def __init__(
         self,
-        mode: str,
+        client: Client,
+        evaluation: Evaluation,
+        board: Board,
         *,
-        poll_interval: float = 1.0,
-        limit: int = 10,
+        poll_interval: float | None = None,
+        max_poll_interval: float | None = None,
     ) -> None:
-        self.mode = mode
-        self.poll_interval = poll_interval
-        self.limit = limit
-        self.runs: list[EvaluationRun] = []
-        self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.client = client
+        self.board = board
+        self.row = RowState(evaluation)
+        self.future: concurrent.futures.Future[Evaluation] = concurrent.futures.Future()
+        self.due = 0.0
+        self.steps: Steps | None = None
+        if evaluation.is_terminal:
+            self.future.set_result(evaluation)
+        else:
+            self.steps = client.wait_steps(
+                evaluation.evaluation_id,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                on_update=self._observe,
+            )
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return self.row.evaluation
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    def _observe(self, evaluation: Evaluation) -> None:
+        with self.board.lock:
+            self.row.observe(evaluation)
+            if not self.row.note.startswith("interrupted"):
+                self.row.note = ""
+
+    def cancel(self) -> Evaluation:
+        """Cancel on the coordinator, show the answer at once and poll again now."""
+        if self.done:
+            return self.evaluation
+        evaluation = self.client.cancel(self.evaluation.evaluation_id)
+        self._observe(evaluation)
+        self.board.refresh(force=True)
+        POLLER.poke(self)
+        return evaluation
+
+    def note(self, text: str) -> None:
+        with self.board.lock:
+            self.row.note = text
+        self.board.refresh(force=True)
+
+    def step(self) -> bool:
+        """Poll once (poller thread); True when the wait has ended.
+
+        `Steps.resume` keeps whatever the wait raised for `settle`, so this never raises.
+        """
+        assert self.steps is not None
+        delay = self.steps.resume()
+        if delay is not None:
+            self.due = time.monotonic() + delay
+            return False
+        return True
+
+    def settle(self) -> None:
+        """Resolve the future from the finished steps (after the final render)."""
+        assert self.steps is not None
+        try:
+            evaluation = self.steps.result()
+        except Exception as exc:
+            self.note(f"polling stopped: {exc}")
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(evaluation)
+
+
+class Poller:
+    """One daemon thread that resumes every watch's steps when due and renders their boards."""
+
+    def __init__(self) -> None:
+        self._watches: list[Watch] = []
+        self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def add(self, watch: Watch) -> None:
+        with self._cond:
+            self._watches.append(watch)
+            self._start()
+            self._cond.notify()
+
+    def poke(self, watch: Watch) -> None:
+        """Poll `watch` now instead of at its next due time."""
+        with self._cond:
+            watch.due = 0.0
+            self._cond.notify()
+
+    def resume(self) -> None:
+        """Poll again after `stop` (a wait() on a run whose extension was unloaded)."""
+        with self._cond:
+            if any(not w.done for w in self._watches):
+                self._start()
+                self._cond.notify()
+
+    def stop(self) -> threading.Thread | None:
+        """Stop the thread between polls (on %unload_ext); watches keep their state."""
+        with self._cond:
+            thread = self._thread
+            self._stopping = True
+            self._cond.notify()
+        return thread
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def _start(self) -> None:
+        self._stopping = False
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="scaimind-poller", daemon=True)
+            self._thread.start()
+
+    def _due(self) -> list[Watch] | None:
+        """The watches to poll now, waiting for the next one; None when the thread should end."""
+        with self._cond:
+            while True:
+                self._watches = [w for w in self._watches if not w.done]
+                if self._stopping or not self._watches:
+                    self._thread = None
+                    return None
+                now = time.monotonic()
+                due = [w for w in self._watches if w.due <= now]
+                if due:
+                    return due
+                wake = min(w.due for w in self._watches)
+                for board in {w.board for w in self._watches if w.board.dirty}:
+                    wake = min(wake, board.next_render_at())
+                if wake <= now:
+                    return []
+                self._cond.wait(wake - now)
+
+    def _loop(self) -> None:
+        while (due := self._due()) is not None:
+            ended = [w for w in due if w.step()]
+            boards = {w.board for w in due} | {
+                w.board for w in list(self._watches) if w.board.dirty
+            }
+            for board in boards:
+                board.refresh(force=any(w.board is board for w in ended))
+            for watch in ended:
+                watch.board.finish_if_done(ending=watch)
+                watch.settle()
+
+
+POLLER = Poller()
+
+
+# ----------------------------------------------------------------------------- boards
+
+
+class Board:
+    """Rows of evaluations shown as one live display; re-rendered at most 4 times a second."""
+
+    def __init__(self, mode: str, *, limit: int = 10) -> None:
+        self.mode = mode
+        self.limit = limit
+        self.watches: list[Watch] = []
+        self.lock = threading.RLock()
+        self.dirty = False
+        self.final = False
         self._throttle = Throttle(1.0 / MAX_UPDATES_PER_SECOND)
-        self._dirty = False
         self._context = contextvars.copy_context()
+        self._cell = current_cell_key()
+        self._final_cell: Any = None
         self.view = _make_view(mode, self)
-        _BOARDS.add(self)
 
     @property
     def rows(self) -> list[RowState]:
-        return [run._row for run in self.runs]
+        return [w.row for w in self.watches]
 
-    def add(self, run: EvaluationRun) -> None:
-        """Add a row, show it at once, and make sure the poller is running."""
-        with self._lock:
-            self.runs.append(run)
+    def add(self, watch: Watch) -> None:
+        """Add a row and show it at once."""
+        with self.lock:
+            self.watches.append(watch)
+            if all(w.done for w in self.watches):  # nothing to watch: the final state at once
+                self.finish_if_done(ending=watch)
+                return
             if self.view is not None:
-                self.view.add(run)
+                self.view.add(watch)
         self.refresh(force=True)
-        if not run.done:
-            self._ensure_poller()
-
-    def poke(self) -> None:
-        """Poll now instead of at the next interval (after a Cancel, say)."""
-        self._wake.set()
 
     def adopt_current_cell(self) -> None:
         """Route further output to the cell that is executing now (used by a blocking wait)."""
         self._context = contextvars.copy_context()
-
-    def stop(self) -> None:
-        """Stop polling (on %unload_ext); rows keep their last state."""
-        self._stop.set()
-        self._wake.set()
+        self._cell = current_cell_key()
 
     def text(self) -> str:
         return render_text(self.rows, limit=self.limit)
@@ -114,70 +281,88 @@ class Board:
     def bundle(self) -> dict[str, str]:
         return {"text/plain": self.text(), "text/html": self.html()}
 
+    def next_render_at(self) -> float:
+        return self._throttle.next_at()
+
     def refresh(self, force: bool = False) -> None:
         """Re-render, at most MAX_UPDATES_PER_SECOND times a second unless `force`."""
         if self.view is None:
             return
-        with self._lock:
+        with self.lock:
             if not force and not self._throttle.ready():
-                self._dirty = True
+                self.dirty = True
                 return
-            self._dirty = False
-            try:
-                self._context.copy().run(self.view.render, force)
-            except Exception:  # a broken frontend must never break the evaluation
-                log.debug("scaimind_nb: progress display failed", exc_info=True)
+            self.dirty = False
+            self._in_context(self.view.render)
 
-    # ------------------------------------------------------------------ poller
-
-    def resume(self) -> None:
-        """Poll again after `stop` (a wait() on a run whose extension was unloaded)."""
-        if any(not run.done for run in self.runs):
-            self._ensure_poller()
-
-    def _ensure_poller(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._wake.set()
+    def finish_if_done(self, *, ending: Watch) -> None:
+        """When every row has ended: replace the live display by the final static state."""
+        with self.lock:
+            if self.final or any(w is not ending and not w.done for w in self.watches):
                 return
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._poll_loop, name="scaimind-poller", daemon=True
-            )
-            self._thread.start()
+            self.final = True
+            self._final_cell = self._cell
+            if self.view is not None:
+                self._in_context(self.view.finish)
 
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                pending = [run for run in self.runs if not run.done]
-                if not pending:
-                    self._thread = None
-                    return
-            finished = [run for run in pending if run._poll()]
-            if self._stop.is_set():
-                break  # stopped (unload) mid-poll: leave runs unresolved, wait() resumes them
-            self.refresh(force=bool(finished) or self._dirty)
-            for run in finished:
-                run._resolve()
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
-        with self._lock:
-            self._thread = None
+    def republish(self) -> None:
+        """Send the final state again when it was sent while another cell executed.
+
+        A later `wait()` on an ended run calls this: headless recorders (nbclient) only record
+        what arrives while a cell executes, so the final state is sent once more from it.
+        """
+        with self.lock:
+            if not self.final or self.view is None or self._final_cell == current_cell_key():
+                return
+            self.adopt_current_cell()
+            self._final_cell = self._cell
+            self._in_context(self.view.finish)
+
+    def _in_context(self, action: Callable[[], None]) -> None:
+        try:
+            self._context.copy().run(action)
+        except Exception:  # a broken frontend must never break the evaluation
+            log.debug("scaimind_nb: progress display failed", exc_info=True)
 
 
-_BOARDS: weakref.WeakSet[Board] = weakref.WeakSet()
 _cell_board: tuple[Any, Board] | None = None
 
 
-def board_for(mode: str, *, poll_interval: float, limit: int) -> Board:
+def board_for(mode: str, *, limit: int) -> Board:
     """The board of the executing cell for `mode`, so evaluations of one cell share a display."""
     global _cell_board
     key = _cell_key(mode)
     if key is not None and _cell_board is not None and _cell_board[0] == key:
-        return _cell_board[1]
-    board = Board(mode, poll_interval=poll_interval, limit=limit)
+        board = _cell_board[1]
+        if not board.final:
+            return board
+    board = Board(mode, limit=limit)
     _cell_board = (key, board) if key is not None else None
     return board
+
+
+def watch(
+    client: Client,
+    evaluation: Evaluation,
+    *,
+    mode: str,
+    limit: int,
+    poll_interval: float | None = None,
+    max_poll_interval: float | None = None,
+) -> Watch:
+    """Start watching `evaluation`: a row on the cell's board, polled by the poller thread."""
+    board = board_for(mode, limit=limit)
+    w = Watch(
+        client,
+        evaluation,
+        board,
+        poll_interval=poll_interval,
+        max_poll_interval=max_poll_interval,
+    )
+    board.add(w)
+    if not w.done:
+        POLLER.add(w)
+    return w
 
 
 def current_cell_key() -> Any:
@@ -191,7 +376,7 @@ def current_cell_key() -> Any:
 
 
 def is_cell_board(board: Board) -> bool:
-    """True when `board` is the live display of the executing cell."""
+    """True when `board` is the display of the executing cell."""
     return (
         _cell_board is not None
         and _cell_board[1] is board
@@ -204,12 +389,11 @@ def _cell_key(mode: str) -> Any:
     return None if key is None else (*key, mode)
 
 
-def stop_all() -> None:
-    """Stop every poller (the extension's unload hook)."""
+def stop_all() -> threading.Thread | None:
+    """Stop polling (the extension's unload hook); returns the thread that is ending."""
     global _cell_board
-    for board in list(_BOARDS):
-        board.stop()
     _cell_board = None
+    return POLLER.stop()
 
 
 # ----------------------------------------------------------------------------- views
@@ -236,10 +420,10 @@ class HtmlView:
         self.handle: Any = None
         self._last: dict[str, str] | None = None
 
-    def add(self, run: EvaluationRun) -> None:
+    def add(self, watch: Watch) -> None:
         """Rows are rendered from the board; nothing to build."""
 
-    def render(self, force: bool) -> None:
+    def render(self) -> None:
         from IPython.display import display
 
         bundle = self.board.bundle()
@@ -252,6 +436,11 @@ class HtmlView:
         elif self.handle:
             self.handle.update(bundle, raw=True)
 
+    def finish(self) -> None:
+        """Publish the final state (again: a later cell's recorder must see it too)."""
+        self._last = None
+        self.render()
+
 
 class TextView:
     """Concise lines: on every status change, progress every few seconds, results at the end."""
@@ -259,76 +448,73 @@ class TextView:
     def __init__(self, board: Board) -> None:
         self.board = board
         self._seen: dict[str, tuple[str, str]] = {}
-        self._progress_throttles: dict[str, Throttle] = {}
+        self._throttles: dict[str, Throttle] = {}
 
-    def add(self, run: EvaluationRun) -> None:
-        self._progress_throttles[run.evaluation_id] = Throttle(TEXT_PROGRESS_INTERVAL)
+    def add(self, watch: Watch) -> None:
+        """Lines are printed from the board's rows; nothing to build."""
 
-    def render(self, force: bool) -> None:
-        for run in self.board.runs:
-            row = run._row
-            ev = row.evaluation
-            status = status_name(ev)
-            progress = " ".join(f"{b.completed}/{b.total}" for b in bars(ev))
+    def render(self) -> None:
+        for w in self.board.watches:
+            ev = w.evaluation
+            status = ev.status.value
+            progress = " ".join(f"{b.benchmark}:{b.completed}" for b in bars(w.row))
             before = self._seen.get(ev.evaluation_id)
-            throttle = self._progress_throttles[ev.evaluation_id]
-            if (
-                before is not None
-                and before[0] == status
-                and (before[1] == progress or not throttle.ready())
-            ):
+            throttle = self._throttles.setdefault(
+                ev.evaluation_id, Throttle(TEXT_PROGRESS_INTERVAL)
+            )
+            same = before is not None and before[0] == status
+            if same and (before[1] == progress or not throttle.ready()):  # type: ignore[index]
                 continue
             self._seen[ev.evaluation_id] = (status, progress)
-            print(f"[scaimind] {render_line(row)}", flush=True)
-            if is_terminal(ev):
-                _, _, table = render_text([row], limit=self.board.limit).partition("\n")
+            print(f"[scaimind] {render_line(w.row)}", flush=True)
+            if ev.is_terminal:
+                _, _, table = render_text([w.row], limit=self.board.limit).partition("\n")
                 if table.strip():
                     print(table.strip("\n"), flush=True)
 
+    def finish(self) -> None:
+        self.render()
+
 
 class WidgetView:
-    """An ipywidgets board: a row per evaluation with status, a bar per benchmark and Cancel."""
+    """An ipywidgets board: per evaluation the row's HTML (the same renderer as the static view)
+    beside a Cancel button; replaced by the static HTML once every row has ended."""
 
     def __init__(self, board: Board) -> None:
-        import ipywidgets  # noqa: F401  (ImportError selects the HTML view)
+        import ipywidgets
 
         self.board = board
         self.rows: dict[str, RowWidgets] = {}
-        self.box = _board_box_class()(board)
+        self.box = _board_box_class()(board, layout=ipywidgets.Layout(width="100%"))
         self.box.add_class("scaimind-board")
         self.handle: Any = None
 
-    def add(self, run: EvaluationRun) -> None:
-        row = RowWidgets(run)
-        self.rows[run.evaluation_id] = row
+    def add(self, watch: Watch) -> None:
+        row = RowWidgets(watch)
+        self.rows[watch.evaluation.evaluation_id] = row
         self.box.children = (*self.box.children, row.box)
 
-    def render(self, force: bool) -> None:
+    def render(self) -> None:
         from IPython.display import display
 
-        for run in self.board.runs:
-            self.rows[run.evaluation_id].update(run._row, self.board.limit)
+        if self.board.final:
+            return
+        for w in self.board.watches:
+            self.rows[w.evaluation.evaluation_id].update(self.board.limit)
         if self.handle is None:
             self.handle = display(self.box, display_id=True) or False
-        elif (
-            self.handle
-            and force
-            and all(run.done or is_terminal(run.evaluation) for run in self.board.runs)
-        ):
-            # resend every model's full state: updates sent while another cell was executing are
-            # not recorded by headless runners, so the saved widget state must not depend on them
-            for widget in _walk(self.box):
-                widget.send_state()
-            # re-publish so the saved text/plain and text/html show the final state
-            self.handle.update(self.box)
 
+    def finish(self) -> None:
+        """Replace the widget output by the final text and HTML, then close the widgets."""
+        if self.handle is None:
+            from IPython.display import display
 
-def _walk(widget: Any) -> list[Any]:
-    """A widget and all its descendants."""
-    found = [widget]
-    for child in getattr(widget, "children", ()):
-        found.extend(_walk(child))
-    return found
+            self.handle = display(self.board.bundle(), raw=True, display_id=True) or False
+        elif self.handle:
+            self.handle.update(self.board.bundle(), raw=True)
+        for row in self.rows.values():
+            row.close()
+        self.box.close()
 
 
 def _board_box_class() -> type:
@@ -338,8 +524,8 @@ def _board_box_class() -> type:
         import ipywidgets
 
         class ScaimindBoard(ipywidgets.VBox):
-            def __init__(self, board: Board) -> None:
-                super().__init__()
+            def __init__(self, board: Board, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
                 self._board = board
 
             def __repr__(self) -> str:
@@ -359,81 +545,51 @@ _BOARD_BOX: type | None = None
 
 
 class RowWidgets:
-    """The widgets of one evaluation row; `update` maps a RowState onto their traits."""
+    """One evaluation row: its HTML (flexible) and a Cancel button that never shrinks."""
 
-    def __init__(self, run: EvaluationRun) -> None:
+    def __init__(self, watch: Watch) -> None:
         import ipywidgets as w
 
-        self.run = run
-        self.header = w.HTML()
+        self.watch = watch
+        self.html = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0", width="auto"))
         self.cancel = w.Button(
             description="Cancel",
             icon="stop",
-            button_style="warning",
             tooltip="Cancel this evaluation on the coordinator",
-            layout=w.Layout(width="7em"),
+            layout=w.Layout(flex="0 0 auto", width="auto", margin="4px 0 0 8px"),
         )
+        self.cancel.add_class("scaimind-cancel")
         self.cancel.on_click(self._on_cancel)
-        self.bar_box = w.VBox()
-        self.bars: dict[str, tuple[Any, Any, Any]] = {}
-        self.results = w.HTML()
-        self.box = w.VBox([w.HBox([self.header, self.cancel]), self.bar_box, self.results])
-        self.box.add_class("scaimind-row")
+        self.error = ""
+        self.box = w.HBox(
+            [self.html, self.cancel],
+            layout=w.Layout(width="100%", align_items="flex-start"),
+        )
+        self.box.add_class("scaimind-row-widget")
 
     def _on_cancel(self, _button: Any) -> None:
         self.cancel.disabled = True
         try:
-            self.run.cancel()
-        except Exception as exc:
+            self.watch.cancel()
+        except Exception as exc:  # shown in the row; the evaluation keeps running
             self.cancel.disabled = False
-            self.results.value = f'<span style="color:#c62828">cancel failed: {exc}</span>'
+            self.error = f"cancel failed: {exc}"
+            self.update(self.watch.board.limit)
 
-    def update(self, row: RowState, limit: int) -> None:
-        import html
+    def update(self, limit: int) -> None:
+        ended = self.watch.evaluation.is_terminal
+        value = render_row_html(self.watch.row, limit=limit)
+        if self.error:
+            value += (
+                f'<div class="scaimind-reason" style="color:{BAD.css}">'
+                f"{html.escape(self.error)}</div>"
+            )
+        if value != self.html.value:
+            self.html.value = value
+        self.cancel.disabled = ended or self.cancel.disabled
+        self.cancel.layout.visibility = "hidden" if ended else "visible"
 
-        import ipywidgets as w
-
-        ev = row.evaluation
-        status = status_name(ev)
-        colour = status_colour(status)
-        terminal = is_terminal(ev)
-        reason = ev.error or row.note
-        title = (
-            f"<b>{html.escape(ev.evaluation_id)}</b> "
-            f'<span style="color:{colour};font-weight:bold">{status}</span> '
-            f"{format_elapsed(row.elapsed)}"
-        )
-        if ev.model_uri:
-            title += f' <span style="color:#666">{html.escape(ev.model_uri)}</span>'
-        if reason:
-            title += f'<br><span style="color:{colour}">{html.escape(reason)}</span>'
-        self.header.value = title
-        self.cancel.disabled = terminal
-        self.cancel.layout.visibility = "hidden" if terminal else "visible"
-        for bar in bars(ev):
-            if bar.benchmark not in self.bars:
-                name = w.HTML(html.escape(bar.benchmark), layout=w.Layout(width="10em"))
-                progress = w.FloatProgress(min=0.0, max=1.0, value=0.0, bar_style="info")
-                count = w.HTML("")
-                self.bars[bar.benchmark] = (name, progress, count)
-                self.bar_box.children = (
-                    *self.bar_box.children,
-                    w.HBox([name, progress, count]),
-                )
-            _, progress, count = self.bars[bar.benchmark]
-            if bar.total:
-                progress.max = float(bar.total)
-                progress.value = float(min(bar.completed, bar.total))
-                count.value = f"{bar.completed}/{bar.total}"
-            elif not terminal:
-                progress.value = progress.max  # indeterminate: a full bar in the info style
-                count.value = "…"
-            if status == "COMPLETED":
-                progress.value = progress.max
-                progress.bar_style = "success"
-            elif status in ("FAILED", "CANCELLED"):
-                progress.bar_style = "danger"
-            else:
-                progress.bar_style = "" if bar.total else "info"
-        if status == "COMPLETED":
-            self.results.value = render_results_html(ev, limit=limit)
+    def close(self) -> None:
+        self.cancel.close()
+        self.html.close()
+        self.box.close()

@@ -60,6 +60,7 @@ __all__ = [
     "noninferiority_pvalue",
     "paired_difference",
     "samples_needed",
+    "score_interval",
     "unpaired_difference",
     "wilson_interval",
     "z_value",
@@ -134,6 +135,26 @@ def mean_interval(mean: float, stderr: float, confidence: float) -> Interval:
         raise ScaimindValueError(f"stderr must be a number >= 0, got {stderr!r}")
     z = z_value(confidence)
     return Interval(mean - z * stderr, mean + z * stderr, confidence, "normal")
+
+
+def score_interval(
+    score: float,
+    confidence: float,
+    *,
+    n: int | None = None,
+    stderr: float | None = None,
+    proportion: bool = False,
+) -> Interval | None:
+    """The interval of one evaluation's score: the rule of the gates and the notebook comparisons.
+
+    Wilson for a proportion of ``n`` samples, else the normal interval of a reported standard
+    error; None when neither is known.
+    """
+    if proportion and n:
+        return wilson_interval(score, n, confidence)
+    if stderr is not None and stderr >= 0 and not math.isnan(stderr):
+        return mean_interval(score, stderr, confidence)
+    return None
 
 
 def mean_stderr(scores: Sequence[float]) -> float | None:

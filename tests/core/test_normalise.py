@@ -157,6 +157,19 @@ def test_progress_and_benchmarks_parsed() -> None:
     assert ev.benchmarks[0].key() == ("custom-qa", "scaidrive://o/d.jsonl", 100, (("k", "v"),))
     assert ev.benchmarks[1].name == "mmlu"
     assert ev.progress[0].completed == 10 and ev.progress[0].total == 100
+    assert ev.progress[0].score is None
+
+
+@pytest.mark.parametrize("key", ["score", "partial_score", "runningScore"])
+def test_progress_keeps_a_partial_score(key: str) -> None:
+    ev = parse_evaluation(
+        {
+            "evaluation_id": "e",
+            "status": "RUNNING",
+            "progress": {"mmlu": {"completed": "3", "total": "8", key: "0.6667"}},
+        }
+    )
+    assert ev.progress[0].score == pytest.approx(0.6667)
 
 
 @pytest.mark.parametrize("payload", [[1, 2], "text", {"data": {"status": "RUNNING"}}])

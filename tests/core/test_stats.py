@@ -26,6 +26,7 @@ from scaimind_nb.stats import (
     noninferiority_pvalue,
     paired_difference,
     samples_needed,
+    score_interval,
     unpaired_difference,
     wilson_interval,
     z_value,
@@ -40,6 +41,17 @@ def test_wilson_matches_scipy(k: int, n: int) -> None:
     assert ours.low == pytest.approx(ref.low, abs=1e-9)
     assert ours.high == pytest.approx(ref.high, abs=1e-9)
     assert ours.method == "wilson" and 0.0 <= ours.low <= ours.high <= 1.0
+
+
+def test_score_interval_is_wilson_for_proportions_else_normal_from_stderr() -> None:
+    assert score_interval(0.7, 0.95, n=40, stderr=0.2, proportion=True) == wilson_interval(
+        0.7, 40, 0.95
+    )
+    normal = score_interval(12.5, 0.95, n=40, stderr=0.5)
+    assert normal == mean_interval(12.5, 0.5, 0.95) and normal.method == "normal"
+    assert score_interval(0.7, 0.95, n=40) is None  # not a proportion and no stderr
+    assert score_interval(0.7, 0.95, stderr=math.nan) is None
+    assert score_interval(0.7, 0.95, proportion=True) is None  # a proportion of unknown n
 
 
 def test_bad_confidence_and_n_are_refused_in_one_line() -> None:
