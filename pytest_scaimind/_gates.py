@@ -26,11 +26,10 @@ from scaimind_nb.stats import (
     holm,
     items_needed,
     judge_margin,
-    mean_interval,
     minimum_detectable_effect,
     noninferiority_pvalue,
     samples_needed,
-    wilson_interval,
+    score_interval,
 )
 
 POWER_REFERENCE_CONFIDENCE = 0.95
@@ -381,13 +380,17 @@ def _score_interval(m: Measured, gate: Gate) -> Interval | None:
 
 
 def _score_interval_family(m: Measured) -> Callable[[float], Interval] | None:
-    if m.n and m.proportion:
-        n, score = m.n, m.score
-        return lambda level: wilson_interval(score, n, level)
-    stderr = m.stderr
-    if stderr is not None and stderr >= 0 and not math.isnan(stderr):
-        return lambda level: mean_interval(m.score, stderr, level)
-    return None
+    """The score's interval as a function of the confidence (the stats rule), None without n or stderr."""
+    if score_interval(m.score, 0.95, n=m.n, stderr=m.stderr, proportion=m.proportion) is None:
+        return None
+    return lambda level: _known(
+        score_interval(m.score, level, n=m.n, stderr=m.stderr, proportion=m.proportion)
+    )
+
+
+def _known(interval: Interval | None) -> Interval:
+    assert interval is not None  # the family exists only where the rule gives an interval
+    return interval
 
 
 def assess(
