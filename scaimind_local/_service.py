@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from scaimind_nb._contract import SPEC_FIELDS, Field, Status
+from scaimind_nb._contract import SPEC_FIELDS, FailureCode, Field, Status, failure
 
 from ._backends import ModelCache, check_model, model_digest, read_manifest
 from ._benchmarks.base import (
@@ -221,14 +221,14 @@ class Service:
         except InvalidBenchmark as exc:
             message = self.drive.hide(f"model: {exc}")
             self.store.finish(
-                eval_id, Status.FAILED, {"code": "INVALID_ARGUMENT", "message": message}
+                eval_id, Status.FAILED, failure(FailureCode.INVALID_ARGUMENT, message)
             )
             return
         except Exception as exc:
             log.exception("evaluation %s failed", eval_id)
             message = self.drive.hide(f"model failed: {type(exc).__name__}: {exc}")
             self.store.finish(
-                eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
+                eval_id, Status.FAILED, failure(FailureCode.BENCHMARK_FAILED, message)
             )
             return
         failed = [r for r in results if r.get(Field.STATUS) == Status.FAILED]
@@ -238,7 +238,7 @@ class Service:
                 for r in failed
             )
             self.store.finish(
-                eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
+                eval_id, Status.FAILED, failure(FailureCode.BENCHMARK_FAILED, message)
             )
             return
         self.store.finish(eval_id, Status.COMPLETED)
@@ -275,12 +275,12 @@ class Service:
             raise
         except InvalidBenchmark as exc:
             return failed_record(
-                spec.name, index, "INVALID_ARGUMENT", self.drive.hide(str(exc))
+                spec.name, index, FailureCode.INVALID_ARGUMENT, self.drive.hide(str(exc))
             ), []
         except Exception as exc:
             log.exception("evaluation %s: benchmark %s failed", eval_id, spec.name)
             message = self.drive.hide(f"{type(exc).__name__}: {exc}")
-            return failed_record(spec.name, index, "BENCHMARK_FAILED", message), []
+            return failed_record(spec.name, index, FailureCode.BENCHMARK_FAILED, message), []
         progress[index] = {
             "benchmark": spec.name,
             "completed": out.num_samples,
@@ -328,7 +328,9 @@ def result_record(benchmark: str, spec_index: int, out: RunnerResult) -> dict[st
     return record
 
 
-def failed_record(benchmark: str, spec_index: int, code: str, message: str) -> dict[str, Any]:
+def failed_record(
+    benchmark: str, spec_index: int, code: FailureCode, message: str
+) -> dict[str, Any]:
     """A benchmark that could not be scored: no metrics, status FAILED and the error."""
     return {
         Field.BENCHMARK: benchmark,
@@ -336,7 +338,7 @@ def failed_record(benchmark: str, spec_index: int, code: str, message: str) -> d
         Field.NUM_SAMPLES: 0,
         Field.EXTRA: {"spec_index": spec_index},
         Field.STATUS: Status.FAILED,
-        Field.ERROR: {"code": code, "message": message},
+        Field.ERROR: failure(code, message),
     }
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import Status
+from scaimind_nb._contract import FailureCode, Status, failure
 
 from ._render import Hide, dump_json, render_evaluation
 
@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
 """
-CANCELLED_ERROR = {"code": "CANCELLED", "message": "cancelled by request"}
+CANCELLED_ERROR = failure(FailureCode.CANCELLED, "cancelled by request")
 """The error a cancelled evaluation carries."""
 IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
 MAX_ATTEMPTS = 3
@@ -301,12 +301,11 @@ class Store:
         """
         now = self.now()
         error = json.dumps(
-            {
-                "code": "INTERRUPTED",
-                "message": f"the coordinator stopped {MAX_ATTEMPTS} times while running this "
-                "evaluation (a crash, a kill or running out of memory each time); it is not "
-                "retried again",
-            }
+            failure(
+                FailureCode.INTERRUPTED,
+                f"the coordinator stopped {MAX_ATTEMPTS} times while running this evaluation "
+                "(a crash, a kill or running out of memory each time); it is not retried again",
+            )
         )
         conn = self._conn()
         with _transaction(conn):

@@ -19,10 +19,12 @@ __all__ = [
     "SUBMIT_FIELDS",
     "TERMINAL_STATUSES",
     "ErrorCode",
+    "FailureCode",
     "Field",
     "Route",
     "SampleField",
     "Status",
+    "failure",
 ]
 
 API_PREFIX = "/v1/modules/scaimind"
@@ -249,6 +251,25 @@ _CODE_BY_STATUS = {
     431: ErrorCode.HEADERS_TOO_LARGE,
     500: ErrorCode.INTERNAL,
 }
+
+
+class FailureCode(enum.StrEnum):
+    """The ``error.code`` of an evaluation (or of one benchmark's result) that did not complete."""
+
+    CANCELLED = "CANCELLED"
+    """Cancelled by request."""
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    """The spec, its data or the model could not be used (the message says which and why)."""
+    BENCHMARK_FAILED = "BENCHMARK_FAILED"
+    """A runner or the model raised while scoring."""
+    INTERRUPTED = "INTERRUPTED"
+    """The coordinator stopped too many times while running it (a crash loop)."""
+
+
+def failure(code: FailureCode, message: str) -> dict[str, str]:
+    """The ``error`` object of a record: ``{"code", "message"}``."""
+    return {"code": code.value, "message": message}
+
 
 SUBMIT_FIELDS = (Field.JOB_ID, Field.MODEL_URI, Field.CHECKPOINT_ID, Field.BENCHMARKS)
 """The keys of a submit body (``POST /evaluations``)."""
