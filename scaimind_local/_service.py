@@ -9,9 +9,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from scaimind_nb._contract import Status
+from scaimind_nb._contract import Field, Status
 
-from ._backends import ModelCache, check_model, read_manifest
+from ._backends import MODELS, check_model, read_manifest
 from ._benchmarks.base import BenchmarkCancelled, BenchmarkSpec, InvalidBenchmark, RunContext
 from ._drive import Drive
 from ._registry import Registry
@@ -47,7 +47,7 @@ class Service:
         self.settings.setdefault("allow_local_paths", drive.allow_local_paths)
         self.settings.setdefault("sandbox_workers", 2)
         self.registry = registry or Registry()
-        self.models = ModelCache()
+        self.models = MODELS
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -136,7 +136,7 @@ class Service:
         current = "model"
         try:
             path = self.drive.resolve(row["model_uri"])
-            model = self.models.get(row["model_uri"], path, self.settings)
+            model = self.models.get(path, self.settings)
             for index, raw in enumerate(row["benchmarks"]):
                 if index in done:
                     continue
@@ -159,6 +159,7 @@ class Service:
                         "benchmark": spec.name,
                         "score": metrics.get(primary, 0.0) if primary else 0.0,
                         "primary_metric": primary or "",
+                        Field.PROPORTIONS.value: [m for m in out.proportions if m in metrics],
                         "metrics": metrics,
                         "stderr": {k: float(v) for k, v in out.stderr.items() if v is not None},
                         "num_samples": out.num_samples,

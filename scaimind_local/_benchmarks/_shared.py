@@ -1,15 +1,22 @@
-"""Helpers the humaneval and mmlu runners share: parameters, statistics, seeded subsets."""
+"""Helpers the benchmark runners share: parameters, statistics, seeded subsets, data digests."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import random
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from scaimind_nb._contract import Field
 
 from .base import BenchmarkSpec, InvalidBenchmark
+
+if TYPE_CHECKING:
+    from .._packaged import Package
 
 T = TypeVar("T")
 
@@ -62,6 +69,19 @@ def mean_stderr(values: Sequence[float]) -> float | None:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
 
 
+def stratified_stderr(groups: Mapping[str, Sequence[float]]) -> float | None:
+    """Standard error of the unweighted mean of group means (a macro average over strata).
+
+    Each group is a fixed stratum (an MMLU subject) sampled on its own, so the variance of the
+    macro mean is the sum of the groups' squared standard errors over the number of groups
+    squared. None when any group has fewer than 2 values (its own stderr is undefined).
+    """
+    errors = [mean_stderr(values) for values in groups.values()]
+    if not errors or any(e is None for e in errors):
+        return None
+    return math.sqrt(sum(e * e for e in errors if e is not None)) / len(errors)
+
+
 def seeded_subset(ids: Sequence[T], k: int | None, seed: int) -> list[T]:
     """A reproducible sample of k ids (all when k is None or too big), kept in original order."""
     if k is None or k >= len(ids):
@@ -83,3 +103,50 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if 0 <= i < end:
             end = i
     return text[:end]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, computed once per (path, mtime, size)."""
+    stat = path.stat()
+    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def content_digest(path: Path) -> str:
+    """`sha256:<hex>` of a dataset: a file's bytes, or a folder's sorted `sha256sum` listing.
+
+    For a folder, the listing has one line per file, `<hex>  <path relative to the folder>`,
+    sorted by path (what `find . -type f | sort | xargs sha256sum` prints, without `./`);
+    the digest is the sha256 of that text. The same data gives the same digest on any server.
+    """
+    if path.is_file():
+        return "sha256:" + file_sha256(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    listing = "".join(f"{file_sha256(f)}  {f.relative_to(path).as_posix()}\n" for f in files)
+    return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
+def data_record(
+    path: Path, *, source: str, records: int, package: Package | None = None
+) -> dict[str, Any]:
+    """What a result says about the data it scored: source, digest, records (never a server path).
+
+    `source` is what the user named (the dataset URI, a server setting) or the package;
+    `package` adds the distribution and its installed version.
+    """
+    record: dict[str, Any] = {
+        Field.SOURCE.value: source,
+        Field.DIGEST.value: content_digest(path),
+        Field.RECORDS.value: records,
+    }
+    if package is not None:
+        record.update(package=package.distribution, version=package.version())
+    return record

@@ -67,6 +67,9 @@ class RunnerResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     """Per-sample records (id, verdict, ...) stored and served by the API."""
     primary_metric: str | None = None
+    proportions: tuple[str, ...] = ()
+    """The metrics that are proportions of samples (accuracy, exact_match, pass@1 ...): the
+    mean of a 0/1 outcome per sample, so binomial intervals and paired tests apply to them."""
 
 
 class BenchmarkRunner(Protocol):

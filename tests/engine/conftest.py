@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,15 @@ from scaimind_local._benchmarks.base import InvalidBenchmark, RunContext
 
 DEMO_DATA = Path(__file__).parents[2] / "scaimind_local" / "_demo_data"
 MMLU_DEMO = DEMO_DATA / "mmlu"
+
+
+def demo_rows(split: str = "test") -> list[tuple[str, list[str]]]:
+    """(subject, CSV row) of the demo MMLU set, read straight from its files."""
+    rows = []
+    for file in sorted((MMLU_DEMO / "data" / split).glob("*.csv")):
+        with open(file, newline="") as fh:
+            rows += [(file.name.rsplit("_", 1)[0], row) for row in csv.reader(fh)]
+    return rows
 
 
 class Progress:
