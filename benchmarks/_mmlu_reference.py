@@ -40,30 +40,12 @@ NOT_AVAILABLE = 77
 
 def export_weights(cache: Path = CACHE) -> Path:
     """The float32 safetensors folder of SmolLM2-135M-Instruct (made once from the GGUF)."""
+    from scaimind_local.testing import export_smollm2
+
     folder = cache / "smollm2-135m-instruct-f32"
-    if (folder / "model.safetensors").is_file():
-        return folder
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from scaimind_local._packaged import SMOLLM2
-
-    source = SMOLLM2.folder()
-    if source is None:
-        raise SystemExit(f"SmolLM2 is not installed: {SMOLLM2.install_command}")
-    gguf = next(source.glob("*.gguf")).name
-    print(f"exporting {gguf} to float32 safetensors in {folder} (once)", flush=True)
-    tmp = folder.with_name(folder.name + ".tmp")
-    AutoTokenizer.from_pretrained(str(source), gguf_file=gguf).save_pretrained(tmp)
-    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=gguf, dtype=torch.float32)
-    # the weights are already dequantised to float32: save them as a plain model
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tmp.rename(folder)
-    return folder
+    if not (folder / "model.safetensors").is_file():
+        print(f"exporting SmolLM2's GGUF to float32 safetensors in {folder} (once)", flush=True)
+    return export_smollm2(folder)
 
 
 def lm_eval_python(*, install: bool, cache: Path = CACHE) -> str | None:
