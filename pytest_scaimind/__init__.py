@@ -25,13 +25,15 @@ def assert_benchmark(
     confidence: float | None = None,
 ) -> BenchmarkResult:
     """Gate the session's model on a benchmark; fails the test with a one-line reason, returns the result."""
-    session = _state.current()
+    __tracebackhide__ = True
+    item = _state.RUNNING.get()
+    session = _state.session_of(item)
     if session is None:
         import pytest
 
         pytest.skip(_state.SKIP_REASON)
-    __tracebackhide__ = True
     return session.check(
+        item,
         name,
         min_score=min_score,
         max_drop=max_drop,

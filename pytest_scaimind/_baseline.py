@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_scaimind._gates import blind
+from pytest_scaimind._record import GateRecord
+from scaimind_nb import metric_key
 
 FORMAT = "scaimind-baseline/1"
 
@@ -68,24 +69,24 @@ class Baseline:
             return "no baseline: pass --scaimind-baseline=PATH and run once with --scaimind-update-baseline to record one"
         return f"no baseline for {label!r} in {self.path}: run once with --scaimind-update-baseline to record it"
 
-    def bless(self, records: list[dict[str, Any]], context: dict[str, Any]) -> None:
+    def bless(self, records: list[GateRecord], context: dict[str, Any]) -> None:
         """Store each record's figures under its spec label, noting where they came from."""
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         for record in records:
-            if record.get("metrics") is None:
+            if record.metrics is None:
                 continue
-            self.benchmarks[record["benchmark"]] = {
-                "spec": record["spec"],
+            figures = dict(record.metrics)
+            if record.metric is not None and record.score is not None:
+                figures[record.metric] = record.score
+            self.benchmarks[record.benchmark] = {
+                "spec": record.spec,
                 "metrics": {
-                    name: _figure(value, (record.get("stderr") or {}).get(name))
-                    for name, value in {
-                        **record["metrics"],
-                        record["metric"]: record["score"],
-                    }.items()
+                    name: _figure(value, (record.stderr or {}).get(name))
+                    for name, value in figures.items()
                 },
-                "num_samples": record.get("n"),
+                "num_samples": record.n,
                 "source": {
-                    "evaluation_id": record.get("evaluation_id"),
+                    "evaluation_id": record.evaluation_id,
                     "job_id": context.get("job_id"),
                     "model_uri": context.get("model_uri"),
                     "checkpoint_id": context.get("checkpoint_id") or "",
@@ -114,7 +115,7 @@ def stored_value(entry: dict[str, Any], metric: str) -> float | None:
     metrics = entry.get("metrics") or {}
     found = metrics.get(metric)
     if found is None:
-        found = next((v for k, v in metrics.items() if blind(k) == blind(metric)), None)
+        found = next((v for k, v in metrics.items() if metric_key(k) == metric_key(metric)), None)
     if isinstance(found, dict):
         found = found.get("value")
     return float(found) if isinstance(found, int | float) and not isinstance(found, bool) else None

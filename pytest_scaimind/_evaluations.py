@@ -22,7 +22,6 @@ from scaimind_nb import (
     ScaimindValueError,
     Status,
     WaitTimeoutError,
-    find_evaluation,
 )
 
 if TYPE_CHECKING:
@@ -215,8 +214,7 @@ class Evaluations:
 
     def _from_listing(self, request: dict[str, Any]) -> str | None:
         since = datetime.now(UTC) - timedelta(hours=self.options.reuse_window)
-        found = find_evaluation(
-            self.client,
+        found = self.client.find_evaluation(
             request["job_id"],
             request["model_uri"],
             [Benchmark.coerce(b) for b in request["benchmarks"]],

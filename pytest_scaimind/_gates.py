@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
+from pytest_scaimind._record import Outcome
 from scaimind_nb import Benchmark
-
-Outcome = Literal["pass", "fail", "inconclusive", "error"]
-
-_NAMED_PROPORTIONS = {"accuracy", "acc", "exactmatch", "em", "pass1", "passat1", "score"}
 
 
 def label(spec: Benchmark) -> str:
@@ -106,19 +103,6 @@ def _decisive(p: float, n: int, threshold: float, confidence: float) -> bool:
     return low >= threshold if p > threshold else high < threshold
 
 
-def blind(name: str) -> str:
-    """Metric names compared case-, underscore- and punctuation-blind."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def is_proportion(metric: str, value: float) -> bool:
-    """A metric that counts successes among samples: value in [0, 1] under a rate-like name."""
-    key = blind(metric)
-    return 0.0 <= value <= 1.0 and (
-        key in _NAMED_PROPORTIONS or key.endswith(("accuracy", "acc", "rate"))
-    )
-
-
 def judge(
     gate: Gate,
     *,
@@ -129,6 +113,7 @@ def judge(
     baseline: float | None = None,
     baseline_missing: str = "",
     stderr: float | None = None,
+    proportion: bool = False,
     inconclusive: str = "fail",
 ) -> Verdict:
     """Decide one gate: every set criterion must hold; with `confidence`, judge the interval."""
@@ -142,10 +127,13 @@ def judge(
     }
     if gate.needs_baseline and baseline is None:
         return Verdict(
-            gate, "fail", f"{name} {metric} {score:.4f}: {baseline_missing}; {where}", **common
+            gate,
+            Outcome.FAIL,
+            f"{name} {metric} {score:.4f}: {baseline_missing}; {where}",
+            **common,
         )
     if math.isnan(score):
-        return Verdict(gate, "fail", f"{name} {metric} is NaN; {where}", **common)
+        return Verdict(gate, Outcome.FAIL, f"{name} {metric} is NaN; {where}", **common)
 
     bounds: list[tuple[float, str]] = []
     if gate.min_score is not None:
@@ -174,7 +162,7 @@ def judge(
     delta_text = f" (delta {delta:+.4f})" if delta is not None else ""
     if threshold is None:
         return Verdict(
-            gate, "pass", f"{name} {metric} {score:.4f}, no threshold set; {where}", **common
+            gate, Outcome.PASS, f"{name} {metric} {score:.4f}, no threshold set; {where}", **common
         )
 
     if gate.confidence is None:
@@ -183,21 +171,21 @@ def judge(
         message = (
             f"{name} {metric} {score:.4f} {relation} {threshold:.4f} [{why}]{delta_text}; {where}"
         )
-        return Verdict(gate, "pass" if ok else "fail", message, **common)
+        return Verdict(gate, Outcome.PASS if ok else Outcome.FAIL, message, **common)
 
-    interval = _interval(metric, score, n, stderr, gate.confidence)
+    interval = _interval(proportion, score, n, stderr, gate.confidence)
     if interval is None:
         message = (
             f"{name} {metric} {score:.4f}: confidence={gate.confidence:g} needs a proportion metric with a "
             f"known sample count or a reported stderr (set num_samples, or drop confidence=); {where}"
         )
-        return Verdict(gate, "error", message, **common)
+        return Verdict(gate, Outcome.ERROR, message, **common)
     low, high = interval
     ci = f"{gate.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
     if low >= threshold:
         return Verdict(
             gate,
-            "pass",
+            Outcome.PASS,
             f"{name} {metric} {score:.4f}, {ci} clears {threshold:.4f} [{why}]{delta_text}; {where}",
             interval=interval,
             **common,
@@ -205,14 +193,12 @@ def judge(
     if high < threshold:
         return Verdict(
             gate,
-            "fail",
+            Outcome.FAIL,
             f"{name} {metric} {score:.4f}, {ci} lies below {threshold:.4f} [{why}]{delta_text}; {where}",
             interval=interval,
             **common,
         )
-    needed = (
-        samples_needed(score, threshold, gate.confidence) if is_proportion(metric, score) else None
-    )
+    needed = samples_needed(score, threshold, gate.confidence) if proportion and n else None
     need_text = (
         f"need n≈{needed:,} to decide"
         if needed
@@ -222,14 +208,16 @@ def judge(
         f"{name} {metric} {score:.4f} inconclusive: {ci} straddles {threshold:.4f} [{why}]{delta_text}; "
         f"{need_text} (--scaimind-inconclusive={inconclusive}); {where}"
     )
-    return Verdict(gate, "inconclusive", message, interval=interval, n_needed=needed, **common)
+    return Verdict(
+        gate, Outcome.INCONCLUSIVE, message, interval=interval, n_needed=needed, **common
+    )
 
 
 def _interval(
-    metric: str, score: float, n: int | None, stderr: float | None, confidence: float
+    proportion: bool, score: float, n: int | None, stderr: float | None, confidence: float
 ) -> tuple[float, float] | None:
     """Wilson for proportions with a known n, else a normal interval from a reported stderr."""
-    if n and is_proportion(metric, score):
+    if n and proportion:
         return wilson_interval(score, n, confidence)
     if stderr is not None and stderr >= 0 and not math.isnan(stderr):
         z = NormalDist().inv_cdf(0.5 + confidence / 2)

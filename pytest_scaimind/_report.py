@@ -8,20 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PROPERTY = "scaimind_gate"
-_FLAT = (
-    "benchmark",
-    "metric",
-    "score",
-    "threshold",
-    "baseline",
-    "delta",
-    "n",
-    "ci_low",
-    "ci_high",
-    "verdict",
-    "evaluation_id",
-)
+from pytest_scaimind._record import GateRecord, Outcome
+
 _COLUMNS = (
     "test",
     "benchmark",
@@ -33,31 +21,19 @@ _COLUMNS = (
     "n",
     "verdict",
 )
-_MARK = {"pass": "x", "fail": " ", "inconclusive": " ", "error": " "}
 
 
-def properties(record: dict[str, Any]) -> list[tuple[str, object]]:
-    """JUnit properties of one gate: readable flat figures plus the whole record as JSON."""
-    flat = [(f"scaimind_{k}", record[k]) for k in _FLAT if record.get(k) is not None]
-    return [*flat, (PROPERTY, json.dumps(record, sort_keys=True))]
-
-
-def records_of(user_properties: list[tuple[str, object]]) -> list[dict[str, Any]]:
-    """The gate records carried by a test report's user properties."""
-    return [json.loads(str(v)) for k, v in user_properties if k == PROPERTY]
-
-
-def context(records: list[dict[str, Any]], fallback: dict[str, Any]) -> dict[str, Any]:
+def context(records: list[GateRecord], fallback: dict[str, Any]) -> dict[str, Any]:
     """Run facts for a report: job, model, checkpoint, coordinator, evaluation ids and the time."""
-    first = records[0] if records else {}
+    first = records[0] if records else None
     return {
-        "job_id": first.get("job_id") or fallback.get("job_id"),
-        "model_uri": first.get("model_uri") or fallback.get("model_uri"),
-        "checkpoint_id": first.get("checkpoint_id") or fallback.get("checkpoint_id") or "",
-        "coordinator": first.get("host") or fallback.get("host"),
-        "evaluation_ids": sorted({r["evaluation_id"] for r in records if r.get("evaluation_id")}),
+        "job_id": (first and first.job_id) or fallback.get("job_id"),
+        "model_uri": (first and first.model_uri) or fallback.get("model_uri"),
+        "checkpoint_id": (first and first.checkpoint_id) or fallback.get("checkpoint_id") or "",
+        "coordinator": (first and first.host) or fallback.get("host"),
+        "evaluation_ids": sorted({r.evaluation_id for r in records if r.evaluation_id}),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "passed": sum(r["verdict"] == "pass" for r in records),
+        "passed": sum(r.verdict is Outcome.PASS for r in records),
         "total": len(records),
     }
 
@@ -75,24 +51,24 @@ def _short(benchmark: str) -> str:
     return re.sub(r"@[^\[{]*/", "@", benchmark)
 
 
-def _row(record: dict[str, Any], short: bool = False) -> list[str]:
-    verdict = record["verdict"].upper()
-    if record.get("action") and record["action"] not in ("pass", "fail", "error"):
-        verdict += f" ({record['action']})"
+def _row(record: GateRecord, short: bool = False) -> list[str]:
+    verdict = record.verdict.value.upper()
+    if record.action.value != record.verdict.value:
+        verdict += f" ({record.action.value})"
     return [
-        record["test"],
-        _short(record["benchmark"]) if short else record["benchmark"],
-        record.get("metric") or "-",
-        _fmt(record.get("score")),
-        _fmt(record.get("threshold")),
-        _fmt(record.get("baseline")),
-        _fmt(record.get("delta"), signed=True),
-        _fmt(record.get("n")),
+        record.test,
+        _short(record.benchmark) if short else record.benchmark,
+        record.metric or "-",
+        _fmt(record.score),
+        _fmt(record.threshold),
+        _fmt(record.baseline),
+        _fmt(record.delta, signed=True),
+        _fmt(record.n),
         verdict,
     ]
 
 
-def table(records: list[dict[str, Any]]) -> list[str]:
+def table(records: list[GateRecord]) -> list[str]:
     """Plain fixed-width rows (one per gate) that read well in a CI log."""
     rows = [list(_COLUMNS), *(_row(r, short=True) for r in records)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
@@ -102,7 +78,7 @@ def table(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def markdown(records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
+def markdown(records: list[GateRecord], facts: dict[str, Any]) -> str:
     """A model-release checklist: one checkbox per gate, then the run facts."""
     lines = [
         f"## Model release gates: {facts['passed']}/{facts['total']} passed",
@@ -116,10 +92,8 @@ def markdown(records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         "",
     ]
     for record in records:
-        mark = _MARK.get(record["verdict"], " ")
-        lines.append(
-            f"- [{mark}] **{record['benchmark']}** {record.get('metric') or ''}: {record['message']}"
-        )
+        mark = "x" if record.verdict is Outcome.PASS else " "
+        lines.append(f"- [{mark}] **{record.benchmark}** {record.metric or ''}: {record.message}")
     lines += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     lines += [
         "| " + " | ".join(cell.replace("|", "\\|") for cell in _row(r)) + " |" for r in records
@@ -127,7 +101,7 @@ def markdown(records: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(path: str | Path, records: list[dict[str, Any]], facts: dict[str, Any]) -> Path:
+def write(path: str | Path, records: list[GateRecord], facts: dict[str, Any]) -> Path:
     """Write the report as Markdown (`.md`) or JSON (anything else, normally `.json`)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +109,7 @@ def write(path: str | Path, records: list[dict[str, Any]], facts: dict[str, Any]
         target.write_text(markdown(records, facts), encoding="utf-8")
     else:
         target.write_text(
-            json.dumps({**facts, "gates": records}, indent=2) + "\n", encoding="utf-8"
+            json.dumps({**facts, "gates": [r.to_json() for r in records]}, indent=2) + "\n",
+            encoding="utf-8",
         )
     return target

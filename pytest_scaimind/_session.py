@@ -16,6 +16,7 @@ from pytest_scaimind import _report
 from pytest_scaimind._baseline import Baseline, BaselineError, is_live, stored_value
 from pytest_scaimind._collect import ItemGates, Scanner
 from pytest_scaimind._gates import Gate, Verdict, judge, label, make_gate
+from pytest_scaimind._record import Action, GateRecord, Outcome
 
 if TYPE_CHECKING:
     from pytest_scaimind._evaluations import Batch, Evaluations
@@ -48,8 +49,7 @@ class ScaimindSession:
             raise pytest.UsageError(str(exc)) from None
         self.item_gates: dict[str, ItemGates] = {}
         self.batches: list[Batch] = []
-        self.records: list[dict[str, Any]] = []
-        self.current_item: pytest.Item | None = None
+        self.records: list[GateRecord] = []
         self._client: Client | None = None
         self._local: Any = None
         self._exit = contextlib.ExitStack()
@@ -167,7 +167,6 @@ class ScaimindSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """Gate tests wait for their evaluation here, so infrastructure problems ERROR in setup."""
-        self.current_item = item
         found = self.item_gates.get(item.nodeid)
         if found is None:
             return
@@ -176,16 +175,13 @@ class ScaimindSession:
             problem = self._infra_problem(gate.spec)
             if problem is not None:
                 failures.append(problem)
-                self._record(item, gate, Verdict(gate, "error", problem), "error")
+                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
         if failures:
             pytest.fail("scaimind: " + "; ".join(dict.fromkeys(failures)), pytrace=False)
 
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        self.current_item = None
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and not self.is_worker:
-            self.records.extend(_report.records_of(report.user_properties))
+            self.records.extend(GateRecord.from_properties(report.user_properties))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
@@ -208,7 +204,7 @@ class ScaimindSession:
         for line in _report.table(self.records):
             terminalreporter.write_line(line)
         facts = self._facts()
-        reused = {r["evaluation_id"] for r in self.records if r.get("reused")}
+        reused = {r.evaluation_id for r in self.records if r.reused}
         evals = ", ".join(e + (" (reused)" if e in reused else "") for e in facts["evaluation_ids"])
         terminalreporter.write_line(
             f"job {facts['job_id']}, model {facts['model_uri']}, evaluation {evals or '-'}"
@@ -295,18 +291,17 @@ class ScaimindSession:
 
     # -- judging ---------------------------------------------------------------------------
 
-    def check(self, name: str, **kwargs: Any) -> BenchmarkResult:
-        """Judge one `assert_benchmark` call; returns the result or fails/skips the test."""
+    def check(self, item: pytest.Item | None, name: str, **kwargs: Any) -> BenchmarkResult:
+        """Judge one `assert_benchmark` call of `item`; returns the result or fails/skips the test."""
         __tracebackhide__ = True
         try:
             gate = make_gate(name, **kwargs)
         except (ValueError, TypeError) as exc:
             pytest.fail(f"assert_benchmark: {exc}", pytrace=False)
-        item = self.current_item
         problem = self._infra_problem(gate.spec)
         if problem is not None:
             if item is not None:
-                self._record(item, gate, Verdict(gate, "error", problem), "error")
+                self._record(item, gate, Verdict(gate, Outcome.ERROR, problem), Action.ERROR)
             pytest.fail(
                 f"scaimind infrastructure error (not a quality verdict): {problem}", pytrace=False
             )
@@ -314,14 +309,18 @@ class ScaimindSession:
         assert batch.evaluation is not None
         result = batch.evaluation.result(gate.spec.name)
         verdict = self._judge(gate, result, batch.evaluation_id)
-        action = self.options.inconclusive if verdict.outcome == "inconclusive" else verdict.outcome
+        action = Action(
+            self.options.inconclusive
+            if verdict.outcome is Outcome.INCONCLUSIVE
+            else verdict.outcome.value
+        )
         if item is not None:
             self._record(item, gate, verdict, action, result, reused=batch.reused)
-        if action in ("fail", "error"):
+        if action in (Action.FAIL, Action.ERROR):
             pytest.fail(verdict.message, pytrace=False)
-        if action == "skip":
+        if action is Action.SKIP:
             pytest.skip(verdict.message)
-        if verdict.outcome == "inconclusive":
+        if verdict.outcome is Outcome.INCONCLUSIVE:
             warnings.warn(InconclusiveGateWarning(verdict.message), stacklevel=2)
         return result
 
@@ -329,13 +328,20 @@ class ScaimindSession:
         from scaimind_nb import ScaimindError
 
         try:
-            metric = gate.metric or result.primary_metric
             hooked = self.config.hook.pytest_scaimind_score(
                 config=self.config, gate=gate, result=result
             )
-            score = float(hooked) if hooked is not None else result.value(metric)
+            if hooked is not None:  # a house metric the coordinator does not report
+                metric = gate.metric or result.primary_metric
+                score, stderr, proportion = float(hooked), None, False
+            else:
+                metric = result.metric_name(gate.metric)
+                score = result.value(metric)
+                stderr, proportion = result.stderr_of(metric), result.is_proportion(metric)
         except (ScaimindError, KeyError) as exc:
-            return Verdict(gate, "error", f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}")
+            return Verdict(
+                gate, Outcome.ERROR, f"{label(gate.spec)}: {exc}; evaluation {evaluation_id}"
+            )
         n = result.num_samples or gate.spec.num_samples
         baseline, missing = (None, "")
         if gate.needs_baseline:
@@ -350,7 +356,8 @@ class ScaimindSession:
             evaluation_id=evaluation_id,
             baseline=baseline,
             baseline_missing=missing,
-            stderr=result.stderr_of(metric),
+            stderr=stderr,
+            proportion=proportion,
             inconclusive=self.options.inconclusive,
         )
 
@@ -375,7 +382,7 @@ class ScaimindSession:
 
     def _live_result(self, entry: dict[str, Any], gate: Gate) -> BenchmarkResult:
         """The result of the gate's spec in the evaluation or job a live baseline names."""
-        from scaimind_nb import Status, find_evaluation
+        from scaimind_nb import Status
 
         if "evaluation_id" in entry:
             evaluation_id = entry["evaluation_id"]
@@ -386,8 +393,7 @@ class ScaimindSession:
         cache_key = (job_id, gate.spec.key())
         if cache_key not in self._live:
             model_uri = entry.get("model_uri") or self.client.get_job(job_id)["model_uri"]
-            self._live[cache_key] = find_evaluation(
-                self.client,
+            self._live[cache_key] = self.client.find_evaluation(
                 job_id,
                 model_uri,
                 [gate.spec],
@@ -409,41 +415,45 @@ class ScaimindSession:
         item: pytest.Item,
         gate: Gate,
         verdict: Verdict,
-        action: str,
+        action: Action,
         result: BenchmarkResult | None = None,
         *,
         reused: bool | None = None,
     ) -> None:
-        """Attach the gate's figures to the test as JUnit properties (and for the reports)."""
-        record: dict[str, Any] = {
-            "test": item.nodeid,
-            "benchmark": label(gate.spec),
-            "spec": gate.spec.to_request(),
-            "metric": verdict.metric,
-            "score": verdict.score,
-            "threshold": verdict.threshold,
-            "baseline": verdict.baseline,
-            "delta": verdict.delta,
-            "n": verdict.n,
-            "confidence": gate.confidence,
-            "ci_low": verdict.interval[0] if verdict.interval else None,
-            "ci_high": verdict.interval[1] if verdict.interval else None,
-            "n_needed": verdict.n_needed,
-            "verdict": verdict.outcome,
-            "action": action,
-            "message": verdict.message,
-            "evaluation_id": verdict.evaluation_id,
-            "reused": reused,
-            "metrics": dict(result.metrics) if result is not None else None,
-            "stderr": dict(result.stderr) if result is not None else None,
-            "job_id": self.options.job,
-            "model_uri": self._evaluations.model_uri
-            if self._evaluations
-            else self.options.model_uri,
-            "checkpoint_id": self.options.checkpoint,
-            "host": self.host,
+        """Attach the gate's record to the test as JUnit properties (and so to the reports)."""
+        criteria = {
+            k: getattr(gate, k)
+            for k in ("min_score", "max_drop", "max_rel_drop", "metric", "confidence")
+            if getattr(gate, k) is not None
         }
-        item.user_properties.extend(_report.properties(record))
+        record = GateRecord(
+            test=item.nodeid,
+            benchmark=label(gate.spec),
+            spec=gate.spec.to_request(),
+            verdict=verdict.outcome,
+            action=action,
+            message=verdict.message,
+            criteria=criteria,
+            metric=verdict.metric,
+            score=verdict.score,
+            threshold=verdict.threshold,
+            baseline=verdict.baseline,
+            delta=verdict.delta,
+            n=verdict.n,
+            confidence=gate.confidence,
+            ci_low=verdict.interval[0] if verdict.interval else None,
+            ci_high=verdict.interval[1] if verdict.interval else None,
+            n_needed=verdict.n_needed,
+            evaluation_id=verdict.evaluation_id,
+            reused=reused,
+            metrics=dict(result.metrics) if result is not None else None,
+            stderr=dict(result.stderr) if result is not None else None,
+            job_id=self.options.job,
+            model_uri=self._evaluations.model_uri if self._evaluations else self.options.model_uri,
+            checkpoint_id=self.options.checkpoint,
+            host=self.host,
+        )
+        item.user_properties.extend(record.to_properties())
 
     def _facts(self) -> dict[str, Any]:
         return _report.context(

@@ -1,29 +1,32 @@
-"""Where `assert_benchmark` finds the running session; stdlib only, so importing it costs nothing."""
+"""Where `assert_benchmark` finds its session: in the running test's `config.stash`.
+
+The active session lives in `config.stash[SESSION]` (set at configure, only with
+--scaimind-job). The plugin records the running test in a context variable around each test's
+protocol, so `assert_benchmark` reaches the session of *that* test's config: nested pytester
+runs and xdist workers each see their own.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextvars
+from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
-    import pytest
-
     from pytest_scaimind._session import ScaimindSession
 
-_active: list[tuple[Any, ScaimindSession]] = []
+SESSION = pytest.StashKey["ScaimindSession"]()
+"""The active session of a config (absent when the plugin is inactive)."""
+
+RUNNING: contextvars.ContextVar[pytest.Item | None] = contextvars.ContextVar(
+    "scaimind_running_item", default=None
+)
+"""The test whose protocol is running in this context."""
 
 SKIP_REASON = "scaimind gate skipped: pass --scaimind-job JOB_ID (or set ini scaimind_job) to run benchmark gates"
 
 
-def activate(config: pytest.Config, session: ScaimindSession) -> None:
-    """Make `session` the one gates use (a stack, so pytester's in-process runs nest cleanly)."""
-    _active.append((config, session))
-
-
-def deactivate(config: pytest.Config) -> None:
-    """Forget the session of `config` when pytest unconfigures."""
-    _active[:] = [(c, s) for c, s in _active if c is not config]
-
-
-def current() -> ScaimindSession | None:
-    """The innermost active session, if any."""
-    return _active[-1][1] if _active else None
+def session_of(item: pytest.Item | None) -> ScaimindSession | None:
+    """The active session of `item`'s config, if any."""
+    return item.config.stash.get(SESSION, None) if item is not None else None

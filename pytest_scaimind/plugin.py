@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pytest_scaimind import _options, _state
@@ -31,8 +33,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
     session = ScaimindSession(config, options)
     config.pluginmanager.register(session, "scaimind-session")
-    _state.activate(config, session)
+    config.stash[_state.SESSION] = session
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    _state.deactivate(config)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> object:
+    """Tell `assert_benchmark` which test (and so which config's session) is running."""
+    token = _state.RUNNING.set(item)
+    try:
+        return (yield)
+    finally:
+        _state.RUNNING.reset(token)
+
+
+class Gates:
+    """The `scaimind` fixture: `scaimind.assert_benchmark(...)` gates like the function does."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._item = item
+
+    @property
+    def active(self) -> bool:
+        """Whether gates are judged in this session (--scaimind-job given)."""
+        return _state.session_of(self._item) is not None
+
+    def assert_benchmark(self, name: str, **criteria: Any) -> Any:
+        """See `pytest_scaimind.assert_benchmark`; the same arguments, the same verdicts."""
+        __tracebackhide__ = True
+        from pytest_scaimind import assert_benchmark
+
+        token = _state.RUNNING.set(self._item)
+        try:
+            return assert_benchmark(name, **criteria)
+        finally:
+            _state.RUNNING.reset(token)
+
+
+@pytest.fixture
+def scaimind(request: pytest.FixtureRequest) -> Gates:
+    """Benchmark gates as a fixture, for those who prefer one to the import."""
+    return Gates(request.node)

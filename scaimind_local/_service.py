@@ -12,7 +12,13 @@ from typing import Any
 from scaimind_nb._contract import Field, Status
 
 from ._backends import MODELS, check_model, read_manifest
-from ._benchmarks.base import BenchmarkCancelled, BenchmarkSpec, InvalidBenchmark, RunContext
+from ._benchmarks.base import (
+    BenchmarkCancelled,
+    BenchmarkSpec,
+    InvalidBenchmark,
+    RunContext,
+    RunnerResult,
+)
 from ._drive import Drive
 from ._registry import Registry
 from ._store import CANCELLED_ERROR, Store
@@ -152,20 +158,7 @@ class Service:
                     "completed": out.num_samples,
                     "total": out.num_samples,
                 }
-                metrics = {k: float(v) for k, v in out.metrics.items()}
-                primary = out.primary_metric or next(iter(metrics), None)
-                results.append(
-                    {
-                        "benchmark": spec.name,
-                        "score": metrics.get(primary, 0.0) if primary else 0.0,
-                        "primary_metric": primary or "",
-                        Field.PROPORTIONS.value: [m for m in out.proportions if m in metrics],
-                        "metrics": metrics,
-                        "stderr": {k: float(v) for k, v in out.stderr.items() if v is not None},
-                        "num_samples": out.num_samples,
-                        "extra": {**out.extra, "spec_index": index},
-                    }
-                )
+                results.append(result_record(spec.name, index, out))
                 self.store.add_result(eval_id, results, progress, index, spec.name, out.samples)
         except _ServerStopping:
             log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
@@ -187,6 +180,24 @@ class Service:
             )
             return
         self.store.finish(eval_id, Status.COMPLETED)
+
+
+def result_record(benchmark: str, spec_index: int, out: RunnerResult) -> dict[str, Any]:
+    """A runner's result as the record stores it: a score only where a primary metric exists."""
+    metrics = {k: float(v) for k, v in out.metrics.items()}
+    primary = out.primary_metric if out.primary_metric in metrics else None
+    if primary is None and len(metrics) == 1:
+        primary = next(iter(metrics))
+    record: dict[str, Any] = {Field.BENCHMARK: benchmark}
+    if primary is not None:
+        record[Field.SCORE] = metrics[primary]
+        record[Field.PRIMARY_METRIC] = primary
+    record[Field.METRICS] = metrics
+    record[Field.PROPORTIONS] = [m for m in out.proportions if m in metrics]
+    record[Field.STDERR] = {k: float(v) for k, v in out.stderr.items() if v is not None}
+    record[Field.NUM_SAMPLES] = out.num_samples
+    record[Field.EXTRA] = {**out.extra, "spec_index": spec_index}
+    return record
 
 
 class _Progress:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import Status
+from scaimind_nb._contract import SampleField, Status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -132,6 +132,33 @@ def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
         if row[key]:
             out[key] = row[key]
     return out
+
+
+def render_sample(
+    spec_index: int, benchmark: str, index: int, record: dict[str, Any]
+) -> dict[str, Any]:
+    """One per-item record of the samples route: the stable item id and outcome, then all stored.
+
+    The item id is the runner's `id` (the dataset's own id, a HumanEval task id, an MMLU
+    question id), else the item's position; `correct` is present for binary outcomes and
+    `score` is the outcome in [0, 1]; `cluster` is the item's subject where it has one.
+    """
+    item: dict[str, Any] = {
+        SampleField.ITEM_ID: str(record.get("id", index)),
+        SampleField.BENCHMARK: benchmark,
+        SampleField.SPEC_INDEX: spec_index,
+        SampleField.INDEX: index,
+    }
+    correct = record.get("correct")
+    if isinstance(correct, bool):
+        item[SampleField.CORRECT] = correct
+        item[SampleField.SCORE] = float(correct)
+    elif isinstance(record.get("score"), int | float) and not isinstance(record["score"], bool):
+        item[SampleField.SCORE] = float(record["score"])
+    if isinstance(record.get("subject"), str):
+        item[SampleField.CLUSTER] = record["subject"]
+    item[SampleField.RECORD] = record
+    return item
 
 
 class Store:
@@ -419,10 +446,7 @@ class Store:
             )
             .fetchall()
         )
-        out = [
-            {"spec_index": r[0], "benchmark": r[1], "index": r[2], "record": json.loads(r[3])}
-            for r in rows[:page_size]
-        ]
+        out = [render_sample(r[0], r[1], r[2], json.loads(r[3])) for r in rows[:page_size]]
         return out, len(rows) > page_size
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import anyio
 import httpx
 
 from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
-from ._models import BenchmarkLike, Evaluation, EvaluationPage, Status
+from ._models import BenchmarkLike, Evaluation, EvaluationPage, Sample, Status
 
 __all__ = ["AsyncClient"]
 
@@ -120,8 +120,24 @@ class AsyncClient:
         """Every evaluation across pages (up to ``limit``), fetching pages lazily."""
         pager = Pager(page_size, limit)
         while pager.more:
-            for ev in pager.take(await self.list_evaluations(pager.page_size, pager.token)):
+            page = await self.list_evaluations(pager.page_size, pager.token)
+            for ev in pager.take(page.evaluations, page.next_page_token):
                 yield ev
+
+    async def samples(
+        self, evaluation_id: str, benchmark: str | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[Sample]:
+        """Every per-item record of an evaluation (of one benchmark if given), page by page.
+
+        Raises SamplesNotAvailableError when the coordinator keeps no per-item records.
+        """
+        pager = Pager(page_size)
+        while pager.more:
+            page = await self._run(
+                self._core.samples_page(evaluation_id, benchmark, pager.page_size, pager.token)
+            )
+            for sample in pager.take(page.samples, page.next_page_token):
+                yield sample
 
     async def wait(
         self,
@@ -168,7 +184,7 @@ class AsyncClient:
         statuses: Iterable[Status | str] | None = None,
         max_pages: int = 5,
     ) -> Evaluation | None:
-        """See :func:`scaimind_nb.find_evaluation`."""
+        """The awaitable twin of :meth:`Client.find_evaluation`."""
         match = Match.build(
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
-from ._models import BenchmarkLike, Evaluation, EvaluationPage, Status
+from ._models import BenchmarkLike, Evaluation, EvaluationPage, Sample, Status
 
-__all__ = ["Client", "find_evaluation"]
+__all__ = ["Client"]
 
 
 class Client:
@@ -124,7 +124,24 @@ class Client:
         """Every evaluation across pages (up to ``limit``), fetching pages lazily."""
         pager = Pager(page_size, limit)
         while pager.more:
-            yield from pager.take(self.list_evaluations(pager.page_size, pager.token))
+            page = self.list_evaluations(pager.page_size, pager.token)
+            yield from pager.take(page.evaluations, page.next_page_token)
+
+    def samples(
+        self, evaluation_id: str, benchmark: str | None = None, *, page_size: int = 100
+    ) -> Iterator[Sample]:
+        """Every per-item record of an evaluation (of one benchmark if given), page by page.
+
+        Each :class:`Sample` has a stable ``item_id`` (the same item has the same id in every
+        evaluation of the same data), its outcome and what the coordinator stored. Raises
+        SamplesNotAvailableError when the coordinator keeps no per-item records.
+        """
+        pager = Pager(page_size)
+        while pager.more:
+            page = self._run(
+                self._core.samples_page(evaluation_id, benchmark, pager.page_size, pager.token)
+            )
+            yield from pager.take(page.samples, page.next_page_token)
 
     def wait(
         self,
@@ -176,36 +193,13 @@ class Client:
         statuses: Iterable[Status | str] | None = None,
         max_pages: int = 5,
     ) -> Evaluation | None:
-        """See :func:`scaimind_nb.find_evaluation`."""
+        """Newest evaluation with the same job, model, checkpoint and benchmark keys, or None.
+
+        Scans at most ``max_pages`` listing pages newest first, stopping at items created before
+        ``since`` (a datetime, or seconds back from now), keeps only ``statuses`` if given, and
+        GETs candidates whose listing item lacks the details to compare.
+        """
         match = Match.build(
             job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
         )
         return self._run(self._core.find(match, max_pages=max_pages))
-
-
-def find_evaluation(
-    client: Any,
-    job_id: str,
-    model_uri: str,
-    benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
-    checkpoint_id: str = "",
-    *,
-    since: datetime | float | None = None,
-    statuses: Iterable[Status | str] | None = None,
-    max_pages: int = 5,
-) -> Any:
-    """Newest evaluation with the same job, model, checkpoint and benchmark keys, or None.
-
-    Scans at most ``max_pages`` listing pages newest first, stopping at items created before
-    ``since`` (a datetime, or seconds back from now), keeps only ``statuses`` if given, and GETs
-    candidates to compare. With an ``AsyncClient`` it returns an awaitable.
-    """
-    return client.find_evaluation(
-        job_id,
-        model_uri,
-        benchmarks,
-        checkpoint_id,
-        since=since,
-        statuses=statuses,
-        max_pages=max_pages,
-    )

@@ -10,6 +10,7 @@ response decoding are plain functions and small classes here.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import math
@@ -17,12 +18,13 @@ import os
 import random
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from ._contract import API_PREFIX, Field, Route
@@ -38,14 +40,15 @@ from ._errors import (
     PermissionDeniedError,
     ProtocolError,
     RateLimitError,
+    SamplesNotAvailableError,
     ScaimindError,
     ScaimindValueError,
     ServerError,
     UnprocessableEntityError,
     WaitTimeoutError,
 )
-from ._models import Benchmark, Evaluation, EvaluationPage, Status
-from ._normalise import error_message, parse_evaluation, parse_page
+from ._models import Benchmark, Evaluation, Status
+from ._normalise import error_message, parse_evaluation, parse_page, parse_sample_page
 
 if TYPE_CHECKING:
     import httpx
@@ -90,22 +93,17 @@ class _Secret:
 
 
 class _RedactFilter(logging.Filter):
-    """Masks registered API keys and Authorization headers in records of the package logger."""
+    """Masks one client's API key in records of the package logger (one filter per client)."""
 
-    secrets: set[str] = set()
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         msg = record.getMessage()
-        clean = redact(msg, self.secrets)
-        if clean != msg:
-            record.msg, record.args = clean, None
+        if self.secret in msg:
+            record.msg, record.args = msg.replace(self.secret, "***"), None
         return True
-
-
-_redact_filter = _RedactFilter()
-logger.addFilter(_redact_filter)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -194,7 +192,6 @@ class Config:
             raise ScaimindValueError("the API key must not be part of the host URL; pass api_key=")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ScaimindValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        _RedactFilter.secrets.add(key)
         return cls(
             host=host,
             api_key=_Secret(key),
@@ -279,8 +276,6 @@ def backoff(
 
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ProxyError")
-_FATAL = ("UnsupportedProtocol", "LocalProtocolError")
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -375,18 +370,22 @@ class Attempts:
 
     def on_exception(self, exc: Exception) -> Step:
         """Decide after a transport error (connection, timeout, reset)."""
+        import httpx
+
         kind = type(exc).__name__
         what = f"{self.spec.method} {self.url}"
-        if isinstance(exc, _timeout_types()):
+        if isinstance(exc, httpx.TimeoutException):
             error: ScaimindError = APITimeoutError(f"{what} timed out ({kind})")
         else:
             error = APIConnectionError(
                 f"{what} failed: {kind}: {self.core.redact(str(exc)) or 'no detail'}"
             )
         error.__cause__ = exc
-        if kind in _FATAL:
-            return Step(error=error)
-        ambiguous = not self.spec.idempotent and kind not in _NOT_SENT
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+            return Step(error=error)  # a bad URL or a request httpx refuses: retrying cannot help
+        # a request that never left this machine cannot have taken effect on the server
+        not_sent = httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError
+        ambiguous = not self.spec.idempotent and not isinstance(exc, not_sent)
         delay = self._retry(None)
         logger.info(
             "%s: %s (attempt %d)%s",
@@ -425,12 +424,6 @@ class Attempts:
         return Step(delay=delay, error=error, ambiguous=ambiguous)
 
 
-def _timeout_types() -> tuple[type[BaseException], ...]:
-    import httpx
-
-    return (httpx.TimeoutException,)
-
-
 # --- pagination, polling, matching -----------------------------------------------------------
 
 
@@ -438,6 +431,9 @@ def check_page_size(page_size: int) -> int:
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
         raise ScaimindValueError(f"page_size must be an integer from 1 to 1000, got {page_size!r}")
     return page_size
+
+
+T = TypeVar("T")
 
 
 class Pager:
@@ -459,14 +455,12 @@ class Pager:
         self.count = 0
         self._seen: set[str] = set()
 
-    def take(self, page: EvaluationPage) -> list[Evaluation]:
-        """Items of ``page`` within the limit; advances the token or ends the walk."""
+    def take(self, items: list[T], token: str | None) -> list[T]:
+        """A page's ``items`` within the limit; ``token`` advances the walk or ends it."""
         self.pages += 1
-        items = page.evaluations
         if self.limit is not None:
             items = items[: self.limit - self.count]
         self.count += len(items)
-        token = page.next_page_token
         if (
             not token
             or (self.limit is not None and self.count >= self.limit)
@@ -574,6 +568,14 @@ def _quoted_id(name: str, value: Any) -> str:
     return quote(_check_id(name, value), safe="")
 
 
+class Screen(enum.Enum):
+    """What a listing scan does with one item."""
+
+    STOP = "stop"
+    SKIP = "skip"
+    CHECK = "check"
+
+
 @dataclass
 class Match:
     """What an existing evaluation must have to stand in for a new submit (job, model, checkpoint, benchmarks)."""
@@ -617,17 +619,17 @@ class Match:
             frozenset(Status.parse(s) for s in statuses) if statuses is not None else None,
         )
 
-    def screen(self, item: Evaluation) -> str:
-        """For a listing item: ``stop`` (older than the window), ``skip`` or ``check`` (GET it)."""
+    def screen(self, item: Evaluation) -> Screen:
+        """What to do with a listing item: stop (older than the window), skip it or check (GET) it."""
         if self.since is not None and item.created_at is not None and item.created_at < self.since:
-            return "stop"
+            return Screen.STOP
         if self.statuses is not None and item.status not in self.statuses:
-            return "skip"
+            return Screen.SKIP
         if item.job_id and item.job_id != self.job_id:
-            return "skip"
+            return Screen.SKIP
         if item.model_uri and item.model_uri != self.model_uri:
-            return "skip"
-        return "check"
+            return Screen.SKIP
+        return Screen.CHECK
 
     def matches(self, ev: Evaluation) -> bool:
         """True when a full record has the same job, model, checkpoint and benchmark keys."""
@@ -669,6 +671,10 @@ class Core:
         self.rng = rng or random.Random()
         # learnt from a submit answer that echoes its Idempotency-Key: re-sending is then safe
         self.honours_keys = False
+        # this client's key is masked in the package's log records for as long as it lives
+        redactor = _RedactFilter(config.api_key.reveal())
+        logger.addFilter(redactor)
+        weakref.finalize(self, logger.removeFilter, redactor)
 
     def redact(self, text: str) -> str:
         return redact(text, (self.config.api_key.reveal(),))
@@ -716,9 +722,10 @@ class Core:
         deadline: float | None = None,
         reconcile: Callable[[], Gen] | None = None,
     ) -> Gen:
-        """One logical call with retries; an ambiguous POST failure runs ``reconcile`` first.
+        """One logical call with retries; returns the decoded JSON answer.
 
-        Every attempt carries the same request id (and, for a POST, the same Idempotency-Key).
+        An ambiguous POST failure runs ``reconcile`` first: when it finds what the POST would
+        have created, its JSON stands in for the answer. Every attempt carries the same request id (and, for a POST, the same Idempotency-Key).
         Against a coordinator known to honour that key, an ambiguous failure that will be
         retried skips ``reconcile``: the re-sent POST itself answers with the first outcome.
         """
@@ -764,6 +771,35 @@ class Core:
             return parse_evaluation({"evaluation_id": evaluation_id, **data})
         return (yield from self.get(evaluation_id))
 
+    def samples_page(
+        self,
+        evaluation_id: str,
+        benchmark: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> Gen:
+        """One page of per-item records; SamplesNotAvailableError where the coordinator has none.
+
+        A 404/405/501 of the samples route is told apart from an unknown evaluation by a GET of
+        the evaluation: if that exists, the coordinator simply keeps no per-item records.
+        """
+        path = Route.SAMPLES.path(evaluation_id=_quoted_id("evaluation_id", evaluation_id))
+        params: dict[str, Any] = {Field.PAGE_SIZE: check_page_size(page_size)}
+        if benchmark is not None:
+            params[Field.BENCHMARK] = _check_id("benchmark", benchmark)
+        if page_token:
+            params[Field.PAGE_TOKEN] = page_token
+        try:
+            data = yield from self.request(Spec("GET", path, params=params))
+        except APIStatusError as exc:
+            if exc.status_code not in (404, 405, 501):
+                raise
+            yield from self.get(evaluation_id)  # NotFoundError when the evaluation is unknown
+            raise SamplesNotAvailableError(
+                evaluation_id, f"the coordinator at {self.config.host} has no samples route"
+            ) from None
+        return parse_sample_page(data, benchmark or "")
+
     def get_job(self, job_id: str) -> Gen:
         path = Route.JOB.path(job_id=_quoted_id("job_id", job_id))
         data = _unwrap((yield from self.request(Spec("GET", path))))
@@ -788,11 +824,11 @@ class Core:
         pager = Pager(page_size, max_pages=max_pages)
         while pager.more:
             page = yield from self.list_page(pager.page_size, pager.token)
-            for item in pager.take(page):
+            for item in pager.take(page.evaluations, page.next_page_token):
                 verdict = match.screen(item)
-                if verdict == "stop":
+                if verdict is Screen.STOP:
                     return None
-                if verdict == "skip":
+                if verdict is Screen.SKIP:
                     continue
                 full = item
                 if not (item.job_id and item.model_uri and (item.benchmarks or item.results)):
@@ -820,18 +856,17 @@ class Core:
             except (APIConnectionError, APIStatusError, ProtocolError) as exc:
                 logger.warning("duplicate check after an ambiguous submit failed: %s", exc)
                 return None
-            if found is not None:
-                logger.warning(
-                    "submit outcome was unknown; found evaluation %s already created",
-                    found.evaluation_id,
-                )
-            return found
+            if found is None:
+                return None
+            logger.warning(
+                "submit outcome was unknown; found evaluation %s already created",
+                found.evaluation_id,
+            )
+            return found.raw
 
         data = yield from self.request(
             Spec("POST", Route.EVALUATIONS, json=body, idempotent=False), reconcile=reconcile
         )
-        if isinstance(data, Evaluation):
-            return data
         inner = _unwrap(data)
         if not isinstance(inner, Mapping):
             raise ProtocolError("submit answer is not an object", excerpt=str(data)[:200])

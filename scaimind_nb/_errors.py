@@ -19,6 +19,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "SamplesNotAvailableError",
     "ScaimindError",
     "ScaimindKeyError",
     "ScaimindValueError",
@@ -127,6 +128,17 @@ class EvaluationFailedError(ScaimindError):
         status = evaluation.status.value
         why = f": {self.reason}" if self.reason else ""
         super().__init__(f"evaluation {self.evaluation_id} ended {status}{why}")
+
+
+class SamplesNotAvailableError(ScaimindError):
+    """The coordinator keeps no per-item records for this evaluation (or has no samples route)."""
+
+    def __init__(self, evaluation_id: str, reason: str) -> None:
+        self.evaluation_id = evaluation_id
+        self.reason = reason
+        super().__init__(
+            f"per-item results of evaluation {evaluation_id} are not available: {reason}"
+        )
 
 
 class WaitTimeoutError(ScaimindError, TimeoutError):

@@ -66,7 +66,7 @@ def _statuses(codes: list[int]) -> Any:
 
 
 def results_frame(evaluations: Iterable[Evaluation]) -> pd.DataFrame:
-    """Long format: one row per evaluation x benchmark x metric (a result's score field is metric ``score``)."""
+    """Long format: one row per evaluation x benchmark x metric, exactly the metrics each result reports."""
     import numpy as np
     import pandas as pd
 
@@ -88,11 +88,6 @@ def results_frame(evaluations: Iterable[Evaluation]) -> pd.DataFrame:
         for r in ev.results:
             se = r.stderr
             n = r.num_samples if r.num_samples is not None else -1
-            if r.score_field is not None and "score" not in r.metrics:
-                bench.append(r.benchmark)
-                metric.append("score")
-                value.append(r.score_field)
-                err.append(se.get("score", nan))
             for name, v in r.metrics.items():
                 bench.append(r.benchmark)
                 metric.append(name)

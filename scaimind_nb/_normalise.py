@@ -8,6 +8,7 @@ dict lookups on cached keys: no regex per key and no copying of the payload.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,12 +19,16 @@ from ._models import (
     Benchmark,
     BenchmarkProgress,
     BenchmarkResult,
+    DataInfo,
     Evaluation,
     EvaluationPage,
+    Sample,
+    SamplePage,
     Status,
+    metric_key,
 )
 
-__all__ = ["parse_evaluation", "parse_page"]
+__all__ = ["parse_evaluation", "parse_page", "parse_sample", "parse_sample_page"]
 
 NAN = float("nan")  # one shared NaN object, so equal renderings give equal dataclasses
 _UTC = UTC
@@ -58,6 +63,7 @@ _EVAL_SLOTS = {
     "completetime": "completed_at",
     "endtime": "completed_at",
     "labels": "labels",
+    "modeldigest": "model_digest",
     "evaluation": "nested",
     "result": "nested",
 }
@@ -67,6 +73,9 @@ _RESULT_SLOTS = {
     "benchmarkname": "name",
     "task": "name",
     "score": "score",
+    "primarymetric": "primary",
+    "proportionmetrics": "proportions",
+    "proportions": "proportions",
     "metrics": "metrics",
     "stderr": "stderr",
     "stderrs": "stderr",
@@ -85,10 +94,6 @@ _PAIR_VALUE = frozenset({"value", "score", "val"})
 _WRAPPERS = frozenset({"metrics", "values"})
 _RESULT_WRAPPERS = frozenset({"results", "benchmarkresults", "result"})
 
-_KEYS: dict[str, str] = {}
-_SNAKE: dict[str, str] = {}
-
-
 _MISS = object()
 _EVAL_RAW: dict[str, Any] = {}
 _RESULT_RAW: dict[str, Any] = {}
@@ -102,30 +107,24 @@ def _learn(cache: dict[str, Any], slots: dict[str, str], key: str) -> str | None
     return slot
 
 
+@functools.lru_cache(maxsize=4096)
 def _k(key: str) -> str:
-    """Case- and underscore-blind compare key of a field name (cached)."""
-    c = _KEYS.get(key)
-    if c is None:
-        c = key.replace("_", "").replace("-", "").lower()
-        _KEYS[key] = c
-    return c
+    """Case- and underscore-blind compare key of a field name (cached, bounded)."""
+    return key.replace("_", "").replace("-", "").lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def _snake(key: str) -> str:
     """snake_case spelling of an unknown field name, so camel and snake renderings agree."""
-    s = _SNAKE.get(key)
-    if s is None:
-        out = []
-        for i, ch in enumerate(key):
-            if ch.isupper():
-                if i and key[i - 1] != "_":
-                    out.append("_")
-                out.append(ch.lower())
-            else:
-                out.append(ch)
-        s = "".join(out)
-        _SNAKE[key] = s
-    return s
+    out = []
+    for i, ch in enumerate(key):
+        if ch.isupper():
+            if i and key[i - 1] != "_":
+                out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def to_float(v: Any) -> float | None:
@@ -267,6 +266,8 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
     stderr: dict[str, float] = {}
     extra: dict[str, Any] = {}
     score: Any = None
+    primary: str | None = None
+    proportions: frozenset[str] | None = None
     num_samples = None
     scalar_err = None
     explicit_extra: Mapping[str, Any] | None = None
@@ -287,6 +288,11 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
                     name = v
             elif slot == "score":
                 score = v
+            elif slot == "primary":
+                if isinstance(v, str) and v:
+                    primary = v
+            elif slot == "proportions":
+                proportions = _names(v, proportions)
             elif slot == "num_samples":
                 num_samples = to_int(v) or None
             elif slot == "stderr":
@@ -307,18 +313,43 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
                     extra[_snake(key)] = t
     if explicit_extra:
         extra.update(explicit_extra)
-    score_field = to_float(score)
-    if not metrics:
-        score_field = score_field or 0.0
-    elif score_field == 0.0:
-        score_field = None  # proto3 omits a 0.0 score: indistinguishable from "not set"
-    result = BenchmarkResult(name or "", metrics, num_samples, stderr, extra, score_field)
+    _fold_score(to_float(score), primary, metrics, extra)
+    result = BenchmarkResult(name or "", metrics, num_samples, stderr, extra, primary, proportions)
     if scalar_err is not None:
         try:
             stderr[result.primary_metric] = scalar_err
         except KeyError:
             extra["stderr"] = scalar_err
     return result
+
+
+def _names(v: Any, known: frozenset[str] | None) -> frozenset[str] | None:
+    """Metric names from a list of strings or a comma-separated string (added to ``known``)."""
+    if isinstance(v, str):
+        v = [part.strip() for part in v.split(",")]
+    if not isinstance(v, list):
+        return known
+    return (known or frozenset()) | {str(x) for x in v if isinstance(x, str) and x}
+
+
+def _fold_score(
+    score: float | None, primary: str | None, metrics: dict[str, float], extra: dict[str, Any]
+) -> None:
+    """Make a result's score field one of its metrics, so one rule decides the score.
+
+    A 0.0 score is what proto3 leaves out, so it cannot be told from "not set": it adds
+    nothing (a result whose only figure is a 0.0 score has no score). Otherwise the score is
+    the named primary metric's value, or a metric named ``score`` when no metric is named;
+    where the named metric is also reported, the metrics win and the score is kept in extra.
+    """
+    if score is None or score == 0.0:
+        return
+    key = metric_key(primary) if primary else "score"
+    present = next((name for name in metrics if metric_key(name) == key), None)
+    if present is None:
+        metrics[primary or "score"] = score
+    elif metrics[present] != score and not (math.isnan(score) and math.isnan(metrics[present])):
+        extra["score"] = score
 
 
 def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
@@ -334,9 +365,38 @@ def _parse_results(v: Any) -> tuple[BenchmarkResult, ...]:
             if isinstance(item, dict):
                 out.append(parse_result(item, name))
             elif (f := to_float(item)) is not None:
-                out.append(BenchmarkResult(name, {}, None, {}, {}, f))
+                out.append(parse_result({"score": f}, name))
         return tuple(out)
     return ()
+
+
+def _data_info(v: Any) -> DataInfo | None:
+    """A spec's ``data`` object ``{digest, records, source}``, None without a digest."""
+    if not isinstance(v, dict):
+        return None
+    fields = {_k(key): val for key, val in v.items()}
+    digest = fields.get("digest") or fields.get("sha256")
+    if not isinstance(digest, str) or not digest:
+        return None
+    source = fields.get("source")
+    return DataInfo(
+        digest, to_int(fields.get("records")), source if isinstance(source, str) else None
+    )
+
+
+def _parse_data(v: Any) -> tuple[DataInfo | None, ...]:
+    """The ``data`` of each benchmark spec of a record, in spec order."""
+    if not isinstance(v, list):
+        return ()
+    out: list[DataInfo | None] = []
+    for item in v:
+        info = None
+        if isinstance(item, dict):
+            for key, val in item.items():
+                if _k(key) == "data":
+                    info = _data_info(val)
+        out.append(info)
+    return tuple(out) if any(i is not None for i in out) else ()
 
 
 def _parse_benchmarks(v: Any) -> tuple[Benchmark, ...]:
@@ -448,6 +508,10 @@ def parse_evaluation(payload: Mapping[str, Any]) -> Evaluation:
         updated_at=to_time(slots.get("updated_at")),
         raw=dict(data),
         benchmarks=_parse_benchmarks(slots.get("benchmarks")),
+        data=_parse_data(slots.get("benchmarks")),
+        model_digest=digest
+        if isinstance(digest := slots.get("model_digest"), str) and digest
+        else None,
         progress=_parse_progress(slots.get("progress")),
         started_at=to_time(slots.get("started_at")),
         completed_at=to_time(slots.get("completed_at")),
@@ -477,4 +541,90 @@ def parse_page(payload: Any) -> EvaluationPage:
         [parse_evaluation(item) for item in items if isinstance(item, dict)],
         token or None,
         total,
+    )
+
+
+_SAMPLE_SLOTS = {
+    "itemid": "item_id",
+    "id": "item_id",
+    "sampleid": "item_id",
+    "docid": "item_id",
+    "taskid": "item_id",
+    "benchmark": "benchmark",
+    "benchmarkname": "benchmark",
+    "correct": "correct",
+    "passed": "correct",
+    "iscorrect": "correct",
+    "score": "score",
+    "cluster": "cluster",
+    "subject": "cluster",
+    "record": "record",
+    "index": "index",
+}
+
+
+def _to_bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return None
+
+
+def parse_sample(d: Mapping[str, Any], benchmark: str = "") -> Sample:
+    """One per-item record in any rendering: an item id, an outcome and what was stored.
+
+    Fields of the envelope win over the same fields inside ``record``; an item without an id
+    takes its position (``index``); ``correct`` gives the score 1.0/0.0 when no score is sent.
+    """
+    slots: dict[str, Any] = {}
+    record: dict[str, Any] = {}
+    for key, v in d.items():
+        slot = _SAMPLE_SLOTS.get(_k(key))
+        if slot == "record" and isinstance(v, dict):
+            record = v
+        elif slot is not None and slot not in slots:
+            slots[slot] = v
+    for key, v in record.items():
+        slot = _SAMPLE_SLOTS.get(_k(key))
+        if slot is not None and slot not in ("record", "index") and slot not in slots:
+            slots[slot] = v
+    item_id = slots.get("item_id")
+    if item_id is None or isinstance(item_id, dict | list) or item_id == "":
+        item_id = slots.get("index")
+    if item_id is None or isinstance(item_id, dict | list):
+        raise ProtocolError("a sample has neither an item id nor an index", excerpt=str(d)[:200])
+    correct = _to_bool(slots.get("correct"))
+    score = to_float(slots.get("score"))
+    if score is None and correct is not None:
+        score = float(correct)
+    cluster = slots.get("cluster")
+    return Sample(
+        item_id=str(item_id),
+        benchmark=str(slots.get("benchmark") or benchmark),
+        score=score,
+        correct=correct,
+        cluster=str(cluster) if isinstance(cluster, str | int) and cluster != "" else None,
+        record=record or {k: v for k, v in d.items() if _k(k) != "record"},
+    )
+
+
+def parse_sample_page(payload: Any, benchmark: str = "") -> SamplePage:
+    """One page of the samples route: ``{"data": {"samples": [...], "next_page_token"}}`` or variants."""
+    if isinstance(payload, list):
+        return SamplePage([parse_sample(i, benchmark) for i in payload if isinstance(i, dict)])
+    data = _unwrap(payload)
+    items: Any = []
+    token = None
+    for key, v in data.items():
+        ck = _k(key)
+        if ck in ("samples", "items", "records"):
+            items = v or []
+        elif ck == "nextpagetoken":
+            token = v
+    if not isinstance(items, list):
+        raise ProtocolError("samples page 'samples' is not a list", excerpt=type(items).__name__)
+    return SamplePage(
+        [parse_sample(item, benchmark) for item in items if isinstance(item, dict)],
+        str(token) if token else None,
     )

@@ -34,6 +34,33 @@ SCORED_ANSWERS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Provision the suite's outside needs once (controller only), before any test is collected."""
+    if hasattr(config, "workerinput"):
+        return
+    from _provision import provision
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    config.stash[_MISSING] = provision(say)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests whose outside needs could not be provisioned skip, naming what is missing."""
+    missing = config.stash.get(_MISSING, {})
+    for item in items:
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_MISSING = pytest.StashKey[dict[str, str]]()
+
+
 class ScoredSetup(NamedTuple):
     coordinator: LocalCoordinator
     job_id: str

@@ -14,9 +14,7 @@ from typing import Any
 
 from .._benchmarks.base import InvalidBenchmark
 from .base import ModelManifest
-from .hf import cache_key as cache_key
-from .hf import check as _check_files
-from .hf import model_location
+from .hf import cache_key as cache_key, check as _check_files, model_location
 
 
 def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:

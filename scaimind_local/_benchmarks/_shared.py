@@ -12,11 +12,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from scaimind_nb._contract import Field
+from scaimind_nb.stats import clustered_stderr, mean_stderr
 
 from .base import BenchmarkSpec, InvalidBenchmark
 
 if TYPE_CHECKING:
     from .._packaged import Package
+
+__all__ = [
+    "clustered_stderr",
+    "content_digest",
+    "cut_at_stop",
+    "data_record",
+    "file_sha256",
+    "float_param",
+    "ids_digest",
+    "int_param",
+    "mean",
+    "mean_stderr",
+    "seeded_subset",
+    "stratified_stderr",
+]
 
 T = TypeVar("T")
 
@@ -58,15 +74,6 @@ def float_param(spec: BenchmarkSpec, name: str, default: float, *, minimum: floa
 def mean(values: Sequence[float]) -> float:
     """Arithmetic mean; 0.0 for no values."""
     return sum(values) / len(values) if values else 0.0
-
-
-def mean_stderr(values: Sequence[float]) -> float | None:
-    """Standard error of the mean (sample std, ddof=1, over sqrt n); None when n < 2."""
-    n = len(values)
-    if n < 2:
-        return None
-    m = mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
 
 
 def stratified_stderr(groups: Mapping[str, Sequence[float]]) -> float | None:

@@ -65,11 +65,14 @@ class RunnerResult:
     extra: dict[str, Any] = field(default_factory=dict)
     """JSON-serialisable details (scoring mode, chosen ids, per-subject figures...)."""
     samples: list[dict[str, Any]] = field(default_factory=list)
-    """Per-sample records (id, verdict, ...) stored and served by the API."""
+    """Per-sample records stored and served by the samples route. Each carries `id` (the item's
+    stable id: the same item has the same id in every evaluation of the same data), `correct`
+    (bool) for a binary outcome or `score` (a float in [0, 1]) for a graded one, and optionally
+    `subject` (the cluster the item belongs to, for clustered standard errors)."""
     primary_metric: str | None = None
+    """The metric that is the benchmark's score (one of `metrics`)."""
     proportions: tuple[str, ...] = ()
-    """The metrics that are proportions of samples (accuracy, exact_match, pass@1 ...): the
-    mean of a 0/1 outcome per sample, so binomial intervals and paired tests apply to them."""
+    """The metrics that are proportions of samples (a share of items correct), for intervals."""
 
 
 class BenchmarkRunner(Protocol):

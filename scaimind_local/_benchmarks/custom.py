@@ -182,6 +182,7 @@ class CustomRunner:
             extra={"match": options.match, "correct": int(sum(verdicts)), "dataset": spec.dataset},
             samples=samples,
             primary_metric="exact_match",
+            proportions=("exact_match",),
         )
 
 

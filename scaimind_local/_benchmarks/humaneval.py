@@ -291,7 +291,7 @@ class HumanEvalRunner:
                     "id": problem["task_id"],
                     "sample": j,
                     "verdict": verdict.verdict,
-                    "passed": verdict.passed,
+                    "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],
                     "output": verdict.output[-1000:],
@@ -307,7 +307,6 @@ class HumanEvalRunner:
             se = mean_stderr(per_problem)
             if se is not None:
                 stderr[f"pass@{k}"] = se
-        metrics["count"] = float(len(problems))
         extra = {
             "version": VERSION,
             "prompt_mode": mode,
@@ -331,6 +330,8 @@ class HumanEvalRunner:
             extra=extra,
             samples=samples,
             primary_metric="pass@1",
+            # with one sample a problem, pass@1 is the share of problems solved
+            proportions=("pass@1",) if n == 1 else (),
         )
 
 

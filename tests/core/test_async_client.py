@@ -14,11 +14,9 @@ from scaimind_nb import (
     ScaimindValueError,
     Status,
     WaitTimeoutError,
-    find_evaluation,
 )
 
-from .conftest import HOST, KEY, FakeCoordinator, FakeTime
-from .test_client import raise_, respond
+from ._fakes import HOST, KEY, FakeCoordinator, FakeTime, raise_, respond
 
 
 def run(coro: Any) -> Any:
@@ -67,7 +65,7 @@ def test_ambiguous_submit_is_reconciled(make_async_client, fake: FakeCoordinator
     async def main() -> Any:
         async with make_async_client() as client:
             ev = await client.submit("job_1", "scaidrive://o/m", ["mmlu"])
-            again = await find_evaluation(client, "job_1", "scaidrive://o/m", ["mmlu"])
+            again = await client.find_evaluation("job_1", "scaidrive://o/m", ["mmlu"])
             return ev, again
 
     ev, again = run(main())

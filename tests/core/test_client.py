@@ -28,32 +28,7 @@ from scaimind_nb import (
     UnprocessableEntityError,
 )
 
-from .conftest import HOST, KEY, FakeCoordinator, FakeTime
-
-
-def respond(
-    status: int, body: Any = None, headers: dict[str, str] | None = None, *, text: str | None = None
-):
-    """A fault that answers once with a fixed response."""
-
-    def fault(request: httpx.Request, route: Any) -> httpx.Response:
-        if text is not None:
-            return httpx.Response(status, text=text, headers=headers)
-        return httpx.Response(status, json=body if body is not None else {}, headers=headers)
-
-    return fault
-
-
-def raise_(exc_type: type[Exception], *, after_route: bool = False):
-    """A fault that raises a transport error, optionally after the server processed the request."""
-
-    def fault(request: httpx.Request, route: Any) -> None:
-        if after_route:
-            route(request)
-        raise exc_type("simulated", request=request)
-
-    return fault
-
+from ._fakes import HOST, KEY, FakeCoordinator, FakeTime, raise_, respond
 
 # --- construction ---------------------------------------------------------------------------
 
@@ -415,3 +390,31 @@ def test_ids_are_path_quoted(make_client, fake: FakeCoordinator) -> None:
     with pytest.raises(NotFoundError):
         make_client().get("../jobs/x")
     assert fake.requests[0].url.raw_path.endswith(b"/evaluations/..%2Fjobs%2Fx")
+
+
+def test_each_client_masks_its_own_key_and_only_while_it_lives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import gc
+    import logging
+
+    from scaimind_nb import Client
+
+    log = logging.getLogger("scaimind_nb")
+    first, second = "sk-first-" + "a" * 16, "sk-second-" + "b" * 16
+
+    def masking() -> list[str]:
+        return sorted(
+            f.secret for f in log.filters if getattr(f, "secret", None) in (first, second)
+        )
+
+    clients = [Client("https://h.test", first), Client("https://h.test", second)]
+    assert masking() == [first, second]  # one filter per client, not a growing global set
+    with caplog.at_level(logging.INFO, logger="scaimind_nb"):
+        log.info("keys %s and %s", first, second)
+    assert caplog.records[-1].getMessage() == "keys *** and ***"
+    for client in clients:
+        client.close()
+    del clients, client
+    gc.collect()
+    assert masking() == []  # a collected client leaves nothing behind

@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from scaimind_nb import EvaluationPage, ProtocolError, Status, parse_evaluation
-from scaimind_nb._core import Match, Pager, backoff, parse_retry_after
+from scaimind_nb import Evaluation, ProtocolError, Status, parse_evaluation
+from scaimind_nb._core import Match, Pager, Screen, backoff, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -43,23 +43,23 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
     assert backoff(3, random.Random(1)) == backoff(3, random.Random(1))
 
 
-def _page(ids: list[str], token: str | None) -> EvaluationPage:
-    return EvaluationPage([parse_evaluation({"job_id": i}) for i in ids], token, None)
+def _page(ids: list[str], token: str | None) -> tuple[list[Evaluation], str | None]:
+    return [parse_evaluation({"job_id": i}) for i in ids], token
 
 
 def test_pager_token_logic() -> None:
     pager = Pager(2, limit=3)
     assert pager.more and pager.token is None
-    assert len(pager.take(_page(["a", "b"], "t1"))) == 2 and pager.token == "t1"
-    assert [e.evaluation_id for e in pager.take(_page(["c", "d"], "t2"))] == ["c"]
+    assert len(pager.take(*_page(["a", "b"], "t1"))) == 2 and pager.token == "t1"
+    assert [e.evaluation_id for e in pager.take(*_page(["c", "d"], "t2"))] == ["c"]
     assert not pager.more
     pager = Pager(5)
-    pager.take(_page([], "t1"))
+    pager.take(*_page([], "t1"))
     assert pager.more and pager.token == "t1"
     with pytest.raises(ProtocolError, match="repeated"):
-        pager.take(_page([], "t1"))
+        pager.take(*_page([], "t1"))
     capped = Pager(5, max_pages=1)
-    capped.take(_page(["a"], "t1"))
+    capped.take(*_page(["a"], "t1"))
     assert not capped.more
 
 
@@ -77,7 +77,12 @@ def test_match_screen_and_matches() -> None:
         {"job_id": "e3", "labels": {"parent_job_id": "job_9"}, "status": "COMPLETED"}
     )
     fresh = parse_evaluation({"job_id": "e4", "status": "COMPLETED"})
-    assert [m.screen(e) for e in (old, running, other, fresh)] == ["stop", "skip", "skip", "check"]
+    assert [m.screen(e) for e in (old, running, other, fresh)] == [
+        Screen.STOP,
+        Screen.SKIP,
+        Screen.SKIP,
+        Screen.CHECK,
+    ]
     full = parse_evaluation(
         {
             "evaluation_id": "e4",

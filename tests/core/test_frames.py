@@ -8,7 +8,7 @@ import pandas as pd
 
 from scaimind_nb import compare, evaluations_frame, parse_evaluation, results_frame
 
-from .conftest import FakeCoordinator
+from ._fakes import FakeCoordinator
 
 
 def _ev(eid: str, ckpt: str, acc: float, *, status: str = "COMPLETED") -> object:

@@ -26,9 +26,12 @@ from scaimind_nb import (
     ServerError,
 )
 
-from .conftest import KEY
+from ._fakes import KEY
 
 PORTS: list[int] = []
+SLOW_ATTEMPTS: list[str] = []
+RELEASE = threading.Event()
+"""Set by a test once its client gave up: a "slow" request is held until then (at most 20 s)."""
 
 
 async def get_evaluation(request: Request) -> JSONResponse | PlainTextResponse:
@@ -40,8 +43,9 @@ async def get_evaluation(request: Request) -> JSONResponse | PlainTextResponse:
         return JSONResponse(
             {"error": {"code": "UNAUTHENTICATED", "message": f"bad credentials {auth}"}}, 401
         )
-    if eid == "slow":
-        await asyncio.sleep(1.0)
+    if eid == "slow":  # held until the test releases it: only a client-side timeout ends it early
+        SLOW_ATTEMPTS.append(request.headers.get("x-scaimind-retry-count", ""))
+        await asyncio.get_running_loop().run_in_executor(None, RELEASE.wait, 20)
     if eid == "echo":  # a misbehaving server that echoes the key back
         return JSONResponse({"error": {"message": f"failed for {auth}"}}, 500)
     if eid == "html":
@@ -88,24 +92,39 @@ def test_keep_alive_reuses_the_connection(server_url: str) -> None:
     assert len(PORTS) == 2 and PORTS[0] == PORTS[1]
 
 
-def test_real_read_timeout_is_typed_and_bounded(server_url: str) -> None:
+@pytest.fixture
+def held() -> Iterator[list[str]]:
+    """The retry counts of the "slow" attempts the server is holding; released at the end."""
+    SLOW_ATTEMPTS.clear()
+    RELEASE.clear()
+    yield SLOW_ATTEMPTS
+    RELEASE.set()
+
+
+def test_real_read_timeout_is_typed_and_retried(server_url: str, held: list[str]) -> None:
+    # the server holds the request until released: only the client's own timeout can end it
     with Client(server_url, KEY, timeout=0.3, max_retries=1) as client:
-        start = time.monotonic()
         with pytest.raises(APITimeoutError):
             client.get("slow")
-        assert time.monotonic() - start < 3.0
+        assert not RELEASE.is_set()  # it gave up while the server still held the request
+    assert held == ["0", "1"]  # one attempt and one retry, then the typed error
 
 
-def test_call_deadline_caps_all_retries(server_url: str) -> None:
+def test_call_deadline_caps_all_retries(server_url: str, held: list[str]) -> None:
+    # a 5 s attempt timeout and 5 retries would be 30 s; the 0.5 s call deadline cuts the
+    # first attempt short and leaves no budget for another
     with Client(server_url, KEY, timeout=5, max_retries=5, call_deadline=0.5) as client:
-        start = time.monotonic()
         with pytest.raises(APITimeoutError):
             client.get("slow")
-        assert time.monotonic() - start < 2.5
+        assert not RELEASE.is_set()
+    assert held == ["0"]
 
 
 def test_api_key_never_leaks(
-    server_url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    server_url: str,
+    held: list[str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     seen: list[str] = []
     caplog.set_level(logging.DEBUG)

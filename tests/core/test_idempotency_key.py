@@ -10,8 +10,7 @@ import pytest
 
 from scaimind_nb import ServerError
 
-from .conftest import FakeCoordinator
-from .test_client import raise_, respond
+from ._fakes import FakeCoordinator, raise_, respond
 
 ARGS = ("job_1", "scaidrive://o/m", ["mmlu"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -143,10 +144,10 @@ def test_evaluation_repr_is_concise_and_display_shows_results() -> None:
     assert "COMPLETED" in bundle["text/html"] and "accuracy" in bundle["text/html"]
 
 
-def test_score_field_takes_the_name_the_coordinator_gives_it() -> None:
+def test_one_score_rule_on_every_result_shape() -> None:
     from scaimind_nb import parse_evaluation
 
-    def result(**fields: object) -> object:
+    def result(**fields: object) -> BenchmarkResult:
         payload = {
             "evaluation_id": "e",
             "status": "COMPLETED",
@@ -158,8 +159,61 @@ def test_score_field_takes_the_name_the_coordinator_gives_it() -> None:
         score=0.75, primaryMetric="exact_match", metrics={"exact_match": 0.75, "f1": 0.8}
     )
     assert (named.primary_metric, named.score) == ("exact_match", 0.75)
-    # a hint that does not hold the score is ignored: the score field still wins, as "score"
+    # the record names its primary metric: the metrics are the truth, a stale score field is kept aside
     stale = result(score=0.7, primary_metric="exact_match", metrics={"exact_match": 0.75})
-    assert (stale.primary_metric, stale.score) == ("score", 0.7)
-    unnamed = result(score=0.75, metrics={"exact_match": 0.75, "f1": 0.8})
+    assert (stale.primary_metric, stale.score, stale.extra["score"]) == ("exact_match", 0.75, 0.7)
+    # no name: the score field is the metric "score", first of the preferences
+    unnamed = result(score=0.75, metrics={"exact_match": 0.7, "f1": 0.8})
     assert (unnamed.primary_metric, unnamed.score) == ("score", 0.75)
+    assert unnamed.value("exact_match") == 0.7
+    # a named primary metric that only the score field carries
+    only_score = result(score=0.6, primary_metric="accuracy")
+    assert (only_score.primary_metric, only_score.score, only_score.metrics) == (
+        "accuracy",
+        0.6,
+        {"accuracy": 0.6},
+    )
+    # metric= always overrides the rule, matched case- and punctuation-blind
+    assert named.value("F1") == 0.8
+    # a named metric that is absent falls back to the preferences
+    absent = result(primary_metric="bleu", metrics={"accuracy": 0.5, "f1": 0.1})
+    assert absent.primary_metric == "accuracy"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"score": 0.0}, {"score": 0, "metrics": {}}, {"primary_metric": "acc"}, {"metrics": []}],
+)
+def test_a_result_without_metrics_has_no_score(fields: dict[str, Any]) -> None:
+    """A 0.0 score with nothing else is what proto3 leaves out: no invented 0.0, an error."""
+    ev = parse_evaluation(
+        {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "b", **fields}]}
+    )
+    with pytest.raises(ScaimindKeyError, match="no metrics, so no score"):
+        _ = ev.results[0].score
+    with pytest.raises(ScaimindKeyError):
+        ev.score("b")
+
+
+def test_proportions_come_from_the_record_when_it_declares_them() -> None:
+    declared = BenchmarkResult(
+        "mmlu",
+        {"accuracy": 0.6, "macro_accuracy": 0.58, "rate": 0.3},
+        proportions=frozenset({"accuracy", "rate"}),
+    )
+    assert declared.is_proportion() and declared.is_proportion("rate")
+    assert not declared.is_proportion("macro_accuracy")
+    # nothing declared: only the well-known names, never a mean of means or a count
+    undeclared = BenchmarkResult("mmlu", {"accuracy": 0.6, "macro_accuracy": 0.58, "count": 40.0})
+    assert undeclared.is_proportion("accuracy")
+    assert not undeclared.is_proportion("macro_accuracy") and not undeclared.is_proportion("count")
+    assert not BenchmarkResult("x", {"acc": 7.5}).is_proportion()  # not in [0, 1]
+    parsed = parse_evaluation(
+        {
+            "evaluation_id": "e",
+            "results": [
+                {"benchmark": "qa", "metrics": {"em": 0.5, "f1": 0.4}, "proportionMetrics": ["em"]}
+            ],
+        }
+    ).results[0]
+    assert parsed.proportions == frozenset({"em"}) and not parsed.is_proportion("f1")

@@ -124,14 +124,6 @@ def test_unknown_status_keeps_original_in_raw() -> None:
     assert not ev.is_terminal
 
 
-def test_missing_score_on_completed_result_without_metrics_is_zero() -> None:
-    ev = parse_evaluation(
-        {"evaluation_id": "e", "status": "COMPLETED", "results": [{"benchmark": "mmlu"}]}
-    )
-    assert ev.score("mmlu") == 0.0
-    assert ev.results[0].primary_metric == "score"
-
-
 def test_score_field_wins_over_metrics() -> None:
     ev = parse_evaluation(
         {
@@ -190,3 +182,29 @@ def test_empty_list_page() -> None:
     page = parse_page({"data": {}})
     assert page.evaluations == [] and page.next_page_token is None and page.total_count is None
     assert parse_page({"data": {"evaluations": [], "next_page_token": ""}}).next_page_token is None
+
+
+def test_model_and_data_digests_are_parsed_per_spec() -> None:
+    ev = parse_evaluation(
+        {
+            "evaluationId": "e",
+            "modelDigest": "sha256:ab",
+            "benchmarks": [
+                {
+                    "name": "mmlu",
+                    "data": {"digest": "sha256:cd", "records": "14042", "source": "p"},
+                },
+                {"name": "custom-x", "dataset": "scaidrive://o/x.jsonl"},
+            ],
+        }
+    )
+    assert ev.model_digest == "sha256:ab"
+    info = ev.data_info("MMLU")
+    assert info is not None and (info.digest, info.records, info.source) == (
+        "sha256:cd",
+        14042,
+        "p",
+    )
+    assert ev.data_info("custom-x") is None and ev.data_info("unknown") is None
+    bare = parse_evaluation({"evaluation_id": "e", "benchmarks": [{"name": "mmlu"}]})
+    assert bare.model_digest is None and bare.data == ()

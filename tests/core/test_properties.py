@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
+from hypothesis import given, settings, strategies as st
 
-from scaimind_nb import Status, parse_evaluation
+from scaimind_nb import ScaimindKeyError, Status, metric_key, parse_evaluation
 
 STATUS_NUMBER = {
     "PENDING": 0,
@@ -23,13 +23,30 @@ metric_names = st.from_regex(r"[a-z][a-z0-9]{0,5}(_[a-z0-9]{1,4}){0,2}", fullmat
     lambda n: "_stderr" not in n
 )
 values = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6).map(float)
-results = st.fixed_dictionaries(
-    {
-        "metrics": st.dictionaries(metric_names, values, max_size=4),
-        "score": st.none() | values,
-        "num_samples": st.integers(0, 2**62),
+
+
+@st.composite
+def results(draw: Any) -> dict[str, Any]:
+    """A result: metrics, maybe a score field, maybe the name of the primary metric."""
+    metrics = draw(st.dictionaries(metric_names, values, max_size=4))
+    return {
+        "metrics": metrics,
+        "score": draw(st.none() | values),
+        "primary": draw(st.none() | st.sampled_from(sorted(metrics) or [None])),
+        "num_samples": draw(st.integers(0, 2**62)),
     }
-)
+
+
+def expected_metrics(want: dict[str, Any]) -> dict[str, float]:
+    """The one score rule's view: a non-zero score field is the named metric, or ``score``."""
+    metrics = dict(want["metrics"])
+    if want["score"]:
+        named = want["primary"] or "score"
+        if not any(metric_key(m) == metric_key(named) for m in metrics):
+            metrics[named] = want["score"]
+    return metrics
+
+
 evaluations = st.fixed_dictionaries(
     {
         "evaluation_id": st.from_regex(r"eval_[a-z0-9]{1,8}", fullmatch=True),
@@ -40,7 +57,7 @@ evaluations = st.fixed_dictionaries(
         "error": st.none() | st.text(min_size=1, max_size=20),
         "results": st.dictionaries(
             st.sampled_from(["mmlu", "humaneval", "arc_challenge", "custom-qa"]),
-            results,
+            results(),
             max_size=3,
         ),
     }
@@ -111,6 +128,8 @@ def render(ev: dict[str, Any], draw: Any) -> dict[str, Any]:
             ]
         if r["score"] is not None:
             maybe(item, "score", number(r["score"]), 0)
+        if r["primary"] is not None:
+            item[key("primary_metric")] = r["primary"]
         maybe(item, "num_samples", int64(r["num_samples"]), 0)
         rendered.append((name, item))
     as_map = draw(st.booleans())
@@ -139,7 +158,13 @@ def test_random_renderings_normalise_to_one_evaluation(
     assert [r.benchmark for r in a.results] == list(ev["results"])
     for r in a.results:
         want = ev["results"][r.benchmark]
-        assert r.metrics == want["metrics"]
+        metrics = expected_metrics(want)
+        assert r.metrics == metrics
         assert r.num_samples == (want["num_samples"] or None)
-        if want["metrics"] and want["score"]:
-            assert r.score == want["score"]
+        if not metrics:
+            with pytest.raises(ScaimindKeyError, match="no metrics"):
+                _ = r.score
+        elif want["primary"] is not None:
+            assert r.score == metrics[want["primary"]]
+        elif want["score"]:
+            assert r.score == metrics[r.primary_metric] and metric_key(r.primary_metric) == "score"

@@ -7,11 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-import scaimind_nb as sn
 from scaimind_nb import BadRequestError, ConflictError, ServerError
 
-from .conftest import FakeCoordinator
-from .test_client import raise_, respond
+from ._fakes import FakeCoordinator, raise_, respond
 
 ARGS = (
     "job_1",
@@ -156,18 +154,16 @@ def test_find_evaluation_public_helper(make_client, fake: FakeCoordinator) -> No
         age=5,
     )
     client = make_client()
-    assert (
-        sn.find_evaluation(client, "job_1", "scaidrive://o/m", ["mmlu"]).evaluation_id == "running"
-    )
-    found = sn.find_evaluation(client, "job_1", "scaidrive://o/m", "mmlu", statuses=["COMPLETED"])
+    assert client.find_evaluation("job_1", "scaidrive://o/m", ["mmlu"]).evaluation_id == "running"
+    found = client.find_evaluation("job_1", "scaidrive://o/m", "mmlu", statuses=["COMPLETED"])
     assert found is not None and found.evaluation_id == "done"
     assert (
-        sn.find_evaluation(
-            client, "job_1", "scaidrive://o/m", ["mmlu"], since=50, statuses=["COMPLETED"]
+        client.find_evaluation(
+            "job_1", "scaidrive://o/m", ["mmlu"], since=50, statuses=["COMPLETED"]
         )
         is None
     )
-    assert sn.find_evaluation(client, "job_1", "scaidrive://o/m", ["humaneval"]) is None
+    assert client.find_evaluation("job_1", "scaidrive://o/m", ["humaneval"]) is None
     mixed = [{"name": "mmlu"}, {"name": "custom-qa", "dataset": "scaidrive://o/d.jsonl"}]
     fake.add(
         {
@@ -177,7 +173,7 @@ def test_find_evaluation_public_helper(make_client, fake: FakeCoordinator) -> No
             "benchmarks": mixed,
         }
     )
-    found = sn.find_evaluation(client, "job_1", "scaidrive://o/m", list(reversed(mixed)))
+    found = client.find_evaluation("job_1", "scaidrive://o/m", list(reversed(mixed)))
     assert found is not None and found.evaluation_id == "mixed"
     assert not any(r.url.path.endswith("/other_job") for r in fake.requests)
 

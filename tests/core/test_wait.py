@@ -9,8 +9,7 @@ import pytest
 
 from scaimind_nb import EvaluationFailedError, NotFoundError, Status, WaitTimeoutError
 
-from .conftest import FakeCoordinator, FakeTime
-from .test_client import raise_, respond
+from ._fakes import FakeCoordinator, FakeTime, raise_, respond
 
 
 def _script(fake: FakeCoordinator, *states: dict) -> None:

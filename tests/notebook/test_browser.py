@@ -90,8 +90,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_quickstart_in_jupyterlab(jupyterlab: str) -> None:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect, sync_playwright
 
     assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
     ARTIFACTS.mkdir(exist_ok=True)

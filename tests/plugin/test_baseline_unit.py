@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pytest_scaimind._baseline import Baseline, BaselineError, is_live, stored_value
+from pytest_scaimind._record import Action, GateRecord, Outcome
 
 
 def test_missing_file_is_empty_and_hints_how_to_create(tmp_path):
@@ -19,16 +20,20 @@ def test_missing_file_is_empty_and_hints_how_to_create(tmp_path):
 def test_bless_then_load_round_trip(tmp_path):
     path = tmp_path / "b.json"
     baseline = Baseline.load(path)
-    record = {
-        "benchmark": "mmlu[n=20]",
-        "spec": {"name": "mmlu", "num_samples": 20},
-        "metric": "accuracy",
-        "score": 0.65,
-        "metrics": {"accuracy": 0.65, "acc_norm": 0.6},
-        "stderr": {"accuracy": 0.1},
-        "n": 20,
-        "evaluation_id": "eval_1",
-    }
+    record = GateRecord(
+        test="t.py::test_mmlu",
+        benchmark="mmlu[n=20]",
+        spec={"name": "mmlu", "num_samples": 20},
+        verdict=Outcome.PASS,
+        action=Action.PASS,
+        message="ok",
+        metric="accuracy",
+        score=0.65,
+        metrics={"accuracy": 0.65, "acc_norm": 0.6},
+        stderr={"accuracy": 0.1},
+        n=20,
+        evaluation_id="eval_1",
+    )
     baseline.bless([record], {"job_id": "job_1", "model_uri": "scaidrive://m", "checkpoint_id": ""})
     baseline.save()
     data = json.loads(path.read_text())

@@ -87,7 +87,7 @@ def test_missing_baseline_fails_with_the_hint():
 )
 def test_confidence_gate_three_verdicts(score, n, outcome):
     gate = make_gate("mmlu", min_score=0.6, confidence=0.95)
-    verdict = judge(gate, metric="accuracy", score=score, n=n, evaluation_id="e")
+    verdict = judge(gate, metric="accuracy", score=score, n=n, evaluation_id="e", proportion=True)
     assert verdict.outcome == outcome
     assert verdict.interval is not None
     if outcome == "inconclusive":

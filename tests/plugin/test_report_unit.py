@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from pytest_scaimind import _report
+from pytest_scaimind._record import GateRecord
 
-RECORDS = [
+RECORDS_JSON = [
     {
         "test": "t.py::test_a",
         "benchmark": "mmlu[n=20]",
@@ -16,6 +17,7 @@ RECORDS = [
         "baseline": None,
         "delta": 0.05,
         "n": 20,
+        "spec": {"name": "mmlu", "num_samples": 20},
         "verdict": "pass",
         "action": "pass",
         "message": "mmlu[n=20] accuracy 0.6500 >= 0.6000",
@@ -34,6 +36,7 @@ RECORDS = [
         "baseline": 0.52,
         "delta": -0.12,
         "n": 20,
+        "spec": {"name": "arc"},
         "verdict": "inconclusive",
         "action": "skip",
         "message": "arc acc inconclusive",
@@ -44,6 +47,7 @@ RECORDS = [
         "host": "http://h",
     },
 ]
+RECORDS = [GateRecord.from_json(r) for r in RECORDS_JSON]
 
 
 def test_table_is_aligned_one_row_per_gate():
@@ -79,7 +83,7 @@ def test_markdown_checklist_and_facts(tmp_path):
 
 
 def test_properties_round_trip_through_the_report_channel():
-    props = _report.properties(RECORDS[0])
+    props = RECORDS[0].to_properties()
     names = [k for k, _ in props]
     assert {
         "scaimind_benchmark",
@@ -89,4 +93,5 @@ def test_properties_round_trip_through_the_report_channel():
         "scaimind_evaluation_id",
     } <= set(names)
     assert "scaimind_baseline" not in names
-    assert _report.records_of([("other", "x"), *props]) == [RECORDS[0]]
+    assert GateRecord.from_properties([("other", "x"), *props]) == [RECORDS[0]]
+    assert RECORDS[0].to_json()["verdict"] == "pass"  # enums travel as their values

@@ -255,3 +255,28 @@ def test_missing_host_or_key_is_a_usage_error(pytester, monkeypatch):
     result = pytester.runpytest("--scaimind-job=job_x", "--scaimind-host=http://127.0.0.1:9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no API key*SCAIGRID_API_KEY*"])
+
+
+def test_the_scaimind_fixture_gates_like_the_function_and_skips_at_the_test(gate_project):
+    gate_project.pytester.makepyfile(
+        test_fixture=f"""
+from pytest_scaimind import assert_benchmark
+from pytest_scaimind._state import SESSION
+
+def test_with_fixture(scaimind, request):
+    assert scaimind.active == (SESSION in request.config.stash)
+    result = scaimind.assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
+    assert result.score == 0.95
+
+def test_with_function():
+    assert_benchmark("custom-big", dataset="{gate_project.big}", min_score=0.9)
+"""
+    )
+    result = gate_project.run()
+    result.assert_outcomes(passed=2)
+    assert gate_project.submissions() == 1  # the fixture's literal call joined the batch
+    skipped = gate_project.pytester.runpytest("-rs")
+    skipped.assert_outcomes(skipped=2)
+    # the skip points at the test that gated, not at the plugin's own code
+    skipped.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_fixture.py:*: scaimind gate skipped*"])
+    assert "pytest_scaimind" not in skipped.stdout.str()
