@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.reallm, pytest.mark.slow]
+pytestmark = [pytest.mark.reallm, pytest.mark.mmlu_data, pytest.mark.slow]
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "mmlu_fidelity.py"
 NOT_AVAILABLE = 77
 

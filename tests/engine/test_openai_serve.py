@@ -29,7 +29,7 @@ from scaimind_nb import Client
 
 from .conftest import make_context
 
-pytestmark = [pytest.mark.reallm, pytest.mark.slow]
+pytestmark = [pytest.mark.reallm, pytest.mark.mmlu_data, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,7 @@ def test_smollm2_through_the_coordinator_is_repeatable(served: Client) -> None:
     assert mmlu.extra["selection"]["ids"] == second.result("mmlu").extra["selection"]["ids"]
 
 
+@pytest.mark.mmlu_data
 def test_the_demo_runs_end_to_end(
     smollm2: HFModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

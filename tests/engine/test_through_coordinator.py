@@ -93,6 +93,7 @@ GUIDE_BENCHMARKS = [
 """The ScaiGrid guide's submit, verbatim."""
 
 
+@pytest.mark.mmlu_data
 def test_the_guides_request_runs_verbatim_on_a_default_coordinator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
 ) -> None:
@@ -130,6 +131,7 @@ def test_the_guides_request_runs_verbatim_on_a_default_coordinator(
     assert evaluation.result("custom-my-eval").num_samples == 2
 
 
+@pytest.mark.mmlu_data
 def test_mmlu_beyond_its_data_or_without_data_is_a_400_that_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
 ) -> None:
