@@ -22,17 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from _mmlu_reference import (
-    CACHE,
-    NOT_AVAILABLE,
-    compare,
-    coordinator,
-    export_weights,
-    lm_eval_python,
-    print_comparison,
-    run_lm_eval,
-    run_ours,
-)
+import _mmlu_reference as ref
 
 
 def main() -> int:
@@ -42,31 +32,33 @@ def main() -> int:
         "--fewshot-questions", type=int, default=50, help="5-shot letters (0: skip)"
     )
     parser.add_argument("--text-questions", type=int, default=50, help="choices_as=text (0: skip)")
-    parser.add_argument("--cache", type=Path, default=CACHE, help="weights and lm-eval venv")
+    parser.add_argument("--cache", type=Path, default=ref.CACHE, help="weights and lm-eval venv")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-install", action="store_true", help="never install lm-eval")
     args = parser.parse_args()
-    python = lm_eval_python(install=not args.no_install, cache=args.cache)
+    python = ref.lm_eval_python(install=not args.no_install, cache=args.cache)
     if python is None:
         print("lm-eval is not installed (pip install lm-eval==0.4.13, or drop --no-install)")
-        return NOT_AVAILABLE
-    weights = export_weights(args.cache)
+        return ref.NOT_AVAILABLE
+    weights = ref.export_weights(args.cache)
     settings = [
         ("zero-shot, answer letters", args.questions, 0, "letters"),
         ("5-shot, answer letters", args.fewshot_questions, 5, "letters"),
         ("zero-shot, choices_as=text", args.text_questions, 0, "text"),
     ]
     figures = {}
-    with coordinator(weights) as (coord, client):
+    with ref.coordinator(weights) as (coord, client):
         for title, n, shots, choices_as in settings:
             if not n:
                 continue
             params = {"num_fewshot": str(shots), "choices_as": choices_as}
-            ours = run_ours(coord, client, {"name": "mmlu", "num_samples": n, "parameters": params})
-            theirs = run_lm_eval(python, weights, sorted(ours["samples"]), shots=shots,
-                                 choices_as=choices_as)  # fmt: skip
-            figures[title] = compare(ours, theirs, shots=shots, choices_as=choices_as)
-            print_comparison(title, figures[title])
+            ours = ref.run_ours(
+                coord, client, {"name": "mmlu", "num_samples": n, "parameters": params}
+            )
+            ids = sorted(ours["samples"])
+            theirs = ref.run_lm_eval(python, weights, ids, shots=shots, choices_as=choices_as)
+            figures[title] = ref.compare(ours, theirs, shots=shots, choices_as=choices_as)
+            ref.print_comparison(title, figures[title])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

@@ -26,16 +26,7 @@ import sys
 import time
 from typing import Any
 
-from _mmlu_reference import (
-    LETTERS,
-    compare,
-    coordinator,
-    export_weights,
-    lm_eval_python,
-    print_comparison,
-    run_lm_eval,
-    run_ours,
-)
+import _mmlu_reference as ref
 
 from scaimind_local._benchmarks.mmlu import build_prompt, load_data, packaged_data
 
@@ -48,7 +39,7 @@ def bare_loop(weights: Any, ids: list[str]) -> dict[str, Any]:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     tok = AutoTokenizer.from_pretrained(str(weights))
     model = AutoModelForCausalLM.from_pretrained(str(weights), dtype=torch.float32).eval()
-    letters = [tok(f" {x}", add_special_tokens=False)["input_ids"][-1] for x in LETTERS]
+    letters = [tok(f" {x}", add_special_tokens=False)["input_ids"][-1] for x in ref.LETTERS]
     by_id = {q.id: q for q in load_data(packaged_data()).test}
     prompts = [build_prompt(by_id[i], []) for i in ids]
     wall, cpu = time.perf_counter(), time.process_time()
@@ -66,14 +57,14 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
     args = parser.parse_args()
-    python = lm_eval_python(install=True)
+    python = ref.lm_eval_python(install=True)
     assert python is not None
-    weights = export_weights()
-    with coordinator(weights) as (coord, client):
-        run_ours(coord, client, {"name": "mmlu", "num_samples": 4})  # loads the model
-        ours = run_ours(coord, client, {"name": "mmlu", "num_samples": args.questions})
+    weights = ref.export_weights()
+    with ref.coordinator(weights) as (coord, client):
+        ref.run_ours(coord, client, {"name": "mmlu", "num_samples": 4})  # loads the model
+        ours = ref.run_ours(coord, client, {"name": "mmlu", "num_samples": args.questions})
     ids = sorted(ours["samples"])
-    theirs = run_lm_eval(python, weights, ids, batch_size=args.lm_eval_batch_size)
+    theirs = ref.run_lm_eval(python, weights, ids, batch_size=args.lm_eval_batch_size)
     bare = bare_loop(weights, ids)
     choices = 4 * len(ids)
     rows = [
@@ -95,7 +86,7 @@ def main() -> int:
     print(
         f"goal within 10% of the bare loop: {vs_bare:.2f}x {'met' if vs_bare >= 0.9 else 'MISSED'}"
     )
-    print_comparison("agreement with lm-eval", compare(ours, theirs))
+    ref.print_comparison("agreement with lm-eval", ref.compare(ours, theirs))
     return 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scaimind_local import LocalCoordinator
 from scaimind_local._benchmarks.base import InvalidBenchmark, RunContext
 
 DEMO_DATA = Path(__file__).parents[2] / "scaimind_local" / "_demo_data"
@@ -60,3 +62,15 @@ def make_context(progress: Progress | None = None, **settings: Any) -> RunContex
 @pytest.fixture
 def ctx() -> RunContext:
     return make_context()
+
+
+@pytest.fixture
+def default_coordinator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
+) -> Iterator[LocalCoordinator]:
+    """A coordinator as `scaimind-local serve` starts by default: no MMLU data configured."""
+    monkeypatch.delenv("SCAIMIND_MMLU_DATA", raising=False)
+    with LocalCoordinator(
+        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
+    ) as coordinator:
+        yield coordinator

