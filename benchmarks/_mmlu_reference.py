@@ -170,15 +170,15 @@ def run_lm_eval(
 
 
 @contextmanager
-def coordinator(model: Path) -> Iterator[tuple[Any, Any]]:
-    """A LocalCoordinator whose job `bench` evaluates the hf model folder `model`."""
+def coordinator(model: Path, **options: Any) -> Iterator[tuple[Any, Any]]:
+    """A LocalCoordinator whose job `bench` evaluates the hf model folder `model` (+ options)."""
     from scaimind_local import LocalCoordinator
     from scaimind_nb import Client
 
     with tempfile.TemporaryDirectory() as tmp:
         drive = Path(tmp, "drive")
         (drive / "org/models/m").mkdir(parents=True)
-        manifest = {"backend": "hf", "path": str(model)}
+        manifest = {"backend": "hf", "path": str(model), **options}
         (drive / "org/models/m/scaimind-model.json").write_text(json.dumps(manifest))
         with LocalCoordinator(Path(tmp, "db.sqlite"), drive, workers=1) as coord:
             coord.register_job("bench", "scaidrive://org/models/m")
