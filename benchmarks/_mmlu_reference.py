@@ -186,18 +186,40 @@ def coordinator(model: Path, **options: Any) -> Iterator[tuple[Any, Any]]:
                 yield coord, client
 
 
-def run_ours(coord: Any, client: Any, benchmark: dict[str, Any]) -> dict[str, Any]:
-    """Submit one mmlu spec and wait: {wall, cpu, result, samples: {id: record}}."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def timed_submit(client: Any, benchmark: dict[str, Any]) -> dict[str, Any]:
+    """Submit one benchmark to job `bench` and wait: {wall, cpu, evaluation, result}.
+
+    `wall` is the record's own running time (started_at to completed_at: what the coordinator
+    spent, without queueing or the poll interval); `cpu` is this process's CPU seconds from
+    submit to the completed record (the coordinator runs in this process).
+    """
+    from datetime import datetime
+
+    cpu = time.process_time()
     submitted = client.submit("bench", "scaidrive://org/models/m", [benchmark])
-    evaluation = client.wait(submitted.evaluation_id, timeout=7200, poll_interval=0.05)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    evaluation = client.wait(submitted.evaluation_id, timeout=7200, poll_interval=0.25)
+    cpu = time.process_time() - cpu
     if evaluation.status.value != "COMPLETED":
-        raise SystemExit(f"our run failed: {evaluation.error}")
+        raise SystemExit(f"{benchmark['name']} failed: {evaluation.error}")
+    started, completed = (
+        datetime.fromisoformat(evaluation.raw[k].replace("Z", "+00:00"))
+        for k in ("started_at", "completed_at")
+    )
+    return {
+        "wall": (completed - started).total_seconds(),
+        "cpu": cpu,
+        "evaluation": evaluation,
+        "result": evaluation.results[0],
+    }
+
+
+def run_ours(coord: Any, client: Any, benchmark: dict[str, Any]) -> dict[str, Any]:
+    """Submit one mmlu spec and wait: timed_submit's figures plus samples: {id: record}."""
+    run = timed_submit(client, benchmark)
     samples: dict[str, Any] = {}
     token = ""
     headers = {"Authorization": f"Bearer {coord.api_key}"}
-    path = f"{coord.url}/v1/modules/scaimind/evaluations/{submitted.evaluation_id}/samples"
+    path = f"{coord.url}/v1/modules/scaimind/evaluations/{run['evaluation'].evaluation_id}/samples"
     while True:
         params = {"page_size": 100, **({"page_token": token} if token else {})}
         page = httpx.get(path, params=params, headers=headers)
@@ -208,7 +230,7 @@ def run_ours(coord: Any, client: Any, benchmark: dict[str, Any]) -> dict[str, An
         token = data.get("next_page_token") or ""
         if not token:
             break
-    return {"wall": wall, "cpu": cpu, "result": evaluation.result("mmlu"), "samples": samples}
+    return {**run, "samples": samples}
 
 
 def same_prompts(ids: list[str], theirs: dict[str, Any], shots: int, choices_as: str) -> int:

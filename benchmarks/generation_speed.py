@@ -8,7 +8,7 @@ the same prompts greedily, on this CPU:
 
 - ours: `humaneval` (chat mode: the instruct model is asked for whole functions; the sandbox
   judges while the next batch generates) and `custom-qa` (the demo set) submitted to a real
-  LocalCoordinator, timed from submit to the completed record (model loaded beforehand);
+  LocalCoordinator, timed by the record's started_at/completed_at (model loaded beforehand);
 - bare: `model.generate` one prompt at a time with the same chat template, token budget and
   stop strings, no judging at all.
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _mmlu_reference import coordinator, export_weights
+from _mmlu_reference import coordinator, export_weights, timed_submit
 
 from scaimind_local._benchmarks.humaneval import (
     CHAT_STOP,
@@ -35,19 +35,6 @@ from scaimind_local._benchmarks.humaneval import (
 )
 
 CUSTOM = Path(__file__).parents[1] / "scaimind_local" / "_demo_data" / "custom-qa.jsonl"
-
-
-def submitted(coord: Any, client: Any, benchmark: dict[str, Any]) -> dict[str, Any]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    evaluation = client.wait(
-        client.submit("bench", "scaidrive://org/models/m", [benchmark]).evaluation_id,
-        timeout=7200,
-        poll_interval=0.05,
-    )
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    if evaluation.status.value != "COMPLETED":
-        raise SystemExit(f"{benchmark['name']} failed: {evaluation.error}")
-    return {"wall": wall, "cpu": cpu, "result": evaluation.results[0]}
 
 
 def bare(weights: Path, texts: list[str], max_new_tokens: int, stop: list[str]) -> dict[str, Any]:
@@ -91,16 +78,14 @@ def main() -> int:
     tokens = str(args.max_new_tokens)
     with coordinator(weights) as (coord, client):
         Path(coord.drive_root, "org/qa.jsonl").write_text(CUSTOM.read_text())
-        submitted(coord, client, {"name": "mmlu", "num_samples": 1})  # loads the model
+        timed_submit(client, {"name": "mmlu", "num_samples": 1})  # loads the model
         # the runner picks a seeded sample of problems; the bare loop gets the same ones
-        ours_he = submitted(
-            coord,
+        ours_he = timed_submit(
             client,
             {"name": "humaneval", "num_samples": args.problems,
              "parameters": {"max_new_tokens": tokens, "prompt_mode": "chat"}},
         )  # fmt: skip
-        ours_qa = submitted(
-            coord,
+        ours_qa = timed_submit(
             client,
             {"name": "custom-qa", "dataset": "scaidrive://org/qa.jsonl",
              "parameters": {"max_new_tokens": "16", "match": "contains"}},

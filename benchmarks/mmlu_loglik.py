@@ -7,7 +7,7 @@ All three score the same real MMLU questions (a seeded stratified sample of the 
 set, zero-shot, answer letters) with the same float32 SmolLM2-135M-Instruct weights on this CPU:
 
 - ours: `mmlu` submitted to a real LocalCoordinator and waited for (model loaded beforehand by a
-  4-question warm-up evaluation), timed from submit to the completed record;
+  4-question warm-up evaluation), timed by the record's started_at/completed_at;
 - lm-evaluation-harness 0.4.13 (`hf` model, its own MMLU template; installed on first use into a
   cached virtual environment), timed around `simple_evaluate` after the model is loaded;
 - a bare loop: one forward pass per question (no padding), the LM head at the last position
