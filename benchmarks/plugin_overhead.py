@@ -1,9 +1,14 @@
-"""What the pytest plugin costs: reuse-lookup requests, inactive collection time, active overhead.
+"""What the pytest plugin costs: precheck and reuse-lookup requests, inactive collection time,
+active overhead.
 
-1. Reuse lookup against a coordinator holding 100,000 evaluations (filled by direct SQL into its
-   SQLite store): requests a fresh session makes (nothing reusable; then a match at the top of
-   the listing; then a cached id), counted by a small HTTP proxy in front of the coordinator.
-   Goal: bounded by the time window and the page cap, never a walk through all 100,000.
+1. Precheck and reuse lookup against a coordinator holding 100,000 evaluations (filled by direct
+   SQL into its SQLite store): requests a session of 50 gates makes before and while waiting
+   (nothing reusable; a match at the top of the listing; cached ids; a `-k` subset of a larger
+   evaluation; a coordinator without the precheck route), counted by
+   `scaimind_local.testing.Proxy` in front of the coordinator, printed beside the figures of the
+   previous design (one request key per batch, no precheck; measured with this script on main at
+   5fb5479 and kept below as PREVIOUS). Goal: bounded by the time window and the page cap,
+   never a walk through all 100,000; the precheck costs one request.
 2. Collecting 2,000 ordinary tests with the plugin installed but inactive vs `-p no:scaimind`
    (median of several subprocess runs). Goal: within 3%.
 3. An active session of 50 gates whose evaluation is already done vs the same suite without
@@ -15,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import resource
@@ -24,60 +28,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 ROWS = [{"prompt": f"q{i}", "reference": f"a{i}"} for i in range(10)]
-
-
-class CountingProxy:
-    """Forwards every request to the coordinator and records (method, path, seconds)."""
-
-    def __init__(self, upstream: str) -> None:
-        self.log: list[tuple[str, str, float]] = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                start = time.perf_counter()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in ("host", "content-length")
-                }
-                request = urllib.request.Request(
-                    upstream + self.path, data=body, method=self.command, headers=headers
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as resp:
-                        status, payload = resp.status, resp.read()
-                except urllib.error.HTTPError as exc:
-                    status, payload = exc.code, exc.read()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                proxy.log.append((self.command, self.path, time.perf_counter() - start))
-
-            do_GET = do_POST = _forward
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def take(self) -> list[tuple[str, str, float]]:
-        log, self.log = self.log, []
-        return log
+PREVIOUS = {
+    "nothing reusable, fresh cache": "28 requests (25 listing pages, 1 GETs of one evaluation, 1 POSTs)",
+    "match on top, fresh cache": "4 requests (1 listing pages, 2 GETs of one evaluation, 0 POSTs)",
+    "cached ids (rerun)": "3 requests (0 listing pages, 2 GETs of one evaluation, 0 POSTs)",
+}
+"""Section 1 as the previous design answered it (job GET included), for the same 50-gate suite."""
 
 
 def fill(db_path: Path, count: int) -> None:
@@ -120,10 +81,13 @@ def fill(db_path: Path, count: int) -> None:
         )
 
 
-def gate_suite(folder: Path, dataset: str, gates: int) -> None:
+def gate_suite(folder: Path, dataset: str, gates: int, specs: int = 1) -> None:
+    """`gates` gates over `specs` distinct specs: custom-bench, or custom-wide0, custom-wide1, ..."""
     folder.mkdir(parents=True, exist_ok=True)
+    names = ["custom-bench"] if specs == 1 else [f"custom-wide{j}" for j in range(specs)]
     body = "\n".join(
-        f"def test_gate_{i}():\n    assert_benchmark('custom-bench', dataset={dataset!r}, min_score={i / (gates * 2):.3f})\n"
+        f"def test_gate_{i}():\n    assert_benchmark({names[i % specs]!r}, "
+        f"dataset={dataset!r}, min_score={i / (gates * 2):.3f})\n"
         for i in range(gates)
     )
     (folder / "test_gates.py").write_text("from pytest_scaimind import assert_benchmark\n\n" + body)
@@ -148,12 +112,23 @@ def pytest_run(folder: Path, *args: str, env: dict[str, str]) -> tuple[float, fl
 
 
 def describe(log: list[tuple[str, str, float]]) -> str:
-    pages = sum(
-        1 for m, p, _ in log if m == "GET" and p.startswith("/v1/modules/scaimind/evaluations?")
-    )
+    """The requests of a session by kind (a precheck call is counted answered or refused)."""
+    prefix = "/v1/modules/scaimind"
+    pages = sum(1 for m, p, _ in log if m == "GET" and p.startswith(prefix + "/evaluations?"))
     gets = sum(1 for m, p, _ in log if m == "GET" and "/evaluations/" in p)
-    posts = sum(1 for m, _, _ in log if m == "POST")
-    return f"{len(log):3d} requests ({pages} listing pages, {gets} GETs of one evaluation, {posts} POSTs)"
+    submits = sum(1 for m, p, _ in log if m == "POST" and p == prefix + "/evaluations")
+    prechecks = sum(1 for m, p, _ in log if m == "POST" and p == prefix + "/precheck")
+    return (
+        f"{len(log)} requests ({pages} listing pages, {gets} GETs of one evaluation, "
+        f"{submits} submits, {prechecks} prechecks)"
+    )
+
+
+def show(name: str, log: list[tuple[str, str, float]]) -> None:
+    print(f"   {name}")
+    if name in PREVIOUS:
+        print(f"      previous design: {PREVIOUS[name]}")
+    print(f"      now            : {describe(log)}")
 
 
 def main() -> None:
@@ -165,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from scaimind_local import LocalCoordinator
-    from scaimind_local.testing import write_custom_dataset, write_model
+    from scaimind_local.testing import Proxy, write_custom_dataset, write_model
 
     base = Path(tempfile.mkdtemp(prefix="scaimind-plugin-bench-"))
     with LocalCoordinator(base / "db.sqlite", base / "drive") as coord:
@@ -181,30 +156,50 @@ def main() -> None:
         )
         dataset = write_custom_dataset(coord.drive_root, "org/eval/bench.jsonl", ROWS)
         coord.register_job("job_bench", model)
-        proxy = CountingProxy(coord.url)
+        proxy = Proxy(coord.url)
+        older = Proxy(coord.url, refuse=("/precheck",))
         env = {**os.environ, "SCAIGRID_API_KEY": coord.api_key}
         env.pop("SCAIGRID_HOST", None)
-        active = [
-            "--scaimind-job=job_bench",
-            f"--scaimind-host={proxy.url}",
-            "--scaimind-poll-interval=0.05",
-        ]
 
-        print("\n1. reuse lookup (evaluation requests the session makes before/while waiting)")
-        first = base / "suite-a"
-        gate_suite(first, dataset, args.gates)
-        pytest_run(first, *active, env=env)
-        print(f"   nothing reusable, fresh cache : {describe(proxy.take())}  (then submits)")
-        second = base / "suite-b"
-        gate_suite(second, dataset, args.gates)
-        pytest_run(second, *active, env=env)
-        print(f"   match on top, fresh cache     : {describe(proxy.take())}")
-        pytest_run(second, *active, env=env)
-        print(f"   cached id (rerun)             : {describe(proxy.take())}")
+        def active(job: str = "job_bench", host: str = proxy.url) -> list[str]:
+            return [
+                f"--scaimind-job={job}",
+                f"--scaimind-host={host}",
+                "--scaimind-poll-interval=0.05",
+            ]
+
+        def session(folder: str, *extra: str, specs: int = 1, **kw: str) -> Path:
+            suite = base / folder
+            if not suite.exists():
+                gate_suite(suite, dataset, args.gates, specs)
+            pytest_run(suite, *active(**kw), *extra, env=env)
+            return suite
+
+        print(
+            f"\n1. requests before and while waiting: {args.gates} gates on a coordinator holding "
+            f"{args.evaluations:,} evaluations"
+        )
+        session("suite-a")
+        show("nothing reusable, fresh cache", proxy.take())
+        session("suite-b")
+        show("match on top, fresh cache", proxy.take())
+        session("suite-b")
+        show("cached ids (rerun)", proxy.take())
+        session("suite-c", specs=10)
+        proxy.take()
+        subset = [f"test_gates.py::test_gate_{i}" for i in range(args.gates) if i % 10 < 5]
+        session("suite-d", *subset, specs=10)
+        show("a subset (5 of 10 specs), served by a larger evaluation, fresh cache", proxy.take())
+        coord.register_job("job_older", model)
+        session("suite-e", job="job_older", host=older.url)
+        show("no precheck route: nothing reusable, fresh cache", older.take())
+        session("suite-f", job="job_older", host=older.url)
+        show("no precheck route: match on top, fresh cache", older.take())
         print(
             f"   baseline, paging everything   : {args.evaluations // 50 + 1:,} listing pages (page_size 50)"
         )
 
+        second = base / "suite-b"
         print(
             f"\n3. active overhead, {args.gates} gates, evaluation already done (median of {args.repeat})"
         )
@@ -212,8 +207,8 @@ def main() -> None:
         off: list[tuple[float, float]] = []
         http: list[float] = []
         for _ in range(args.repeat):
-            on.append(pytest_run(second, *active, env=env))
-            http.append(sum(s for _, _, s in proxy.take()))
+            on.append(pytest_run(second, *active(), env=env))
+            http.append(sum(seconds for _, _, seconds in proxy.take()))
             off.append(pytest_run(second, env=env))
         waiting = statistics.median(http)
         for kind, i in (("wall", 0), ("CPU", 1)):
@@ -225,6 +220,8 @@ def main() -> None:
         print(
             f"   (wall excludes {waiting:.3f}s spent in coordinator requests; CPU is the pytest process only)"
         )
+        proxy.stop()
+        older.stop()
 
     print(f"\n2. collecting {args.tests:,} ordinary tests (median of {args.repeat})")
     suite = base / "plain"

@@ -1,16 +1,21 @@
-"""Reliability figures: wire faults, crash-restart loops and a soak run, end to end.
+"""Reliability figures: wire faults, crash-restart loops, a soak run and hostile requests.
 
 Goals: every session survives the wire faults with no duplicate and no lost evaluation; no
 evaluation is lost or completed twice across SIGKILLs; server memory after the soak within 20%
-of its memory after the first 100 evaluations. Each figure is printed beside its baseline (the
-same scenario without faults, or the goal).
-Run: ``python benchmarks/reliability.py [--soak N] [--kills K] [--seeds S]`` (defaults 1000, 6, 3).
+of its memory after the first 100 evaluations; every attack of model-written code contained; no
+hostile request gets a 5xx. Each figure is printed beside its baseline (the same scenario without
+faults, or the goal).
+Run: ``python benchmarks/reliability.py [--soak N] [--kills K] [--seeds S] [--parts ...]``
+(defaults 1000, 6, 3, every part).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaimind_local import LocalCoordinator
+from tests.reliability._attacks import attack_scenario
 from tests.reliability._harness import (
     crash_scenario,
     soak_scenario,
     wire_scenario,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _row(name: str, value: object, baseline: object) -> None:
@@ -86,22 +94,64 @@ def soak(base: Path, key: str, n: int) -> None:
     _row("evaluations/s", f"{n / figures.seconds:.1f}", "-")
 
 
+def attacks(base: Path, key: str) -> None:
+    print("attacks by model-written code (humaneval completions through a real coordinator)")
+    figures, outcomes = attack_scenario(base / "attacks", key)
+    _row("attacks tried / contained", f"{figures.tried} / {figures.contained}", "all contained")
+    for outcome in outcomes:
+        said = (outcome.output.strip().splitlines() or [""])[0]
+        how = (said if outcome.error == "AssertionError" and said else outcome.error)[:70]
+        print(f"    {'ok ' if outcome.contained else 'ESCAPED'} {outcome.attack}: {how}")
+    for escaped in figures.escaped:
+        print("  !", escaped)
+
+
+def hostile(base: Path) -> None:
+    """The hostile-request suite, run as the tests run it, counting what it sends."""
+    print("hostile requests (tests/reliability/test_hostile_http.py, schemathesis included)")
+    tally = base / "hostile.json"
+    started = time.monotonic()
+    env = {**os.environ, "SCAIMIND_HOSTILE_TALLY": str(tally)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    suite = ["tests/reliability/test_hostile_http.py", "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *suite],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    counts = json.loads(tally.read_text()) if tally.exists() else {}
+    _row("hostile requests tried", counts.get("tried", 0), "-")
+    _row("answered 5xx", counts.get("5xx", 0), 0)
+    _row("suite", proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "?", "passed")
+    _row("seconds", f"{time.monotonic() - started:.0f}", "-")
+
+
+PARTS = ("wire", "crash", "soak", "attacks", "hostile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--soak", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=6)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args()
     key = "sk-bench-" + secrets.token_urlsafe(18)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="scaimind-reliability-") as tmp:
         base = Path(tmp)
-        for part in (
-            lambda: wire(base, key, args.seeds),
-            lambda: crash(base, key, args.kills),
-            lambda: soak(base, key, args.soak),
-        ):
-            part()
+        parts = {
+            "wire": lambda: wire(base, key, args.seeds),
+            "crash": lambda: crash(base, key, args.kills),
+            "soak": lambda: soak(base, key, args.soak),
+            "attacks": lambda: attacks(base, key),
+            "hostile": lambda: hostile(base),
+        }
+        for name in args.parts:
+            parts[name]()
             print()
     print(f"total {time.monotonic() - started:.0f}s")
 

@@ -9,7 +9,15 @@ from pytest_scaimind import _state
 if TYPE_CHECKING:
     from scaimind_nb import BenchmarkResult
 
-__all__ = ["assert_benchmark"]
+__all__ = ["InconclusiveGateWarning", "assert_benchmark"]
+
+
+class InconclusiveGateWarning(UserWarning):
+    """A confidence gate passed under --scaimind-inconclusive=pass without a decisive interval.
+
+    Filter it like any warning, e.g. `-W error::pytest_scaimind.InconclusiveGateWarning` to make
+    such gates fail after all, or `filterwarnings = ignore::pytest_scaimind.InconclusiveGateWarning`.
+    """
 
 
 def assert_benchmark(

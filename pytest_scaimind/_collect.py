@@ -32,7 +32,10 @@ class Scanner:
         """The gates of `item`, or None when it is not a gate test; bad literal arguments raise ValueError."""
         found = ItemGates()
         for marker in item.iter_markers("scaimind"):
-            found.gates.append(make_gate(*marker.args, **marker.kwargs))
+            _check_name_arguments(
+                "@pytest.mark.scaimind", len(marker.args), "name" in marker.kwargs
+            )
+            found.gates.append(make_gate(*marker.args, spec_only=True, **marker.kwargs))
         func = self._function(item)
         if func is not None:
             local = _local_names(func)
@@ -61,19 +64,67 @@ class Scanner:
         return self._modules[path].get(qualname)
 
     def _literal_gate(self, call: ast.Call, item: pytest.Item, local: set[str]) -> Gate | None:
-        """The gate of a call whose arguments are all literals, parameters or module constants."""
-        if len(call.args) != 1 or any(isinstance(a, ast.Starred) for a in call.args):
+        """The gate of a call whose arguments are all literals, parameters or module constants.
+
+        A call that cannot work whatever its values (no name, a positional threshold) raises
+        ValueError now rather than a TypeError when the test runs.
+        """
+        if any(isinstance(a, ast.Starred) for a in call.args):
             return None
         if any(kw.arg is None for kw in call.keywords):
             return None
+        named = any(kw.arg == "name" for kw in call.keywords)
+        _check_name_arguments("assert_benchmark", len(call.args), named)
         module_globals = getattr(getattr(item, "module", None), "__dict__", {})
         namespace = {k: v for k, v in module_globals.items() if k not in local}
         namespace.update(getattr(getattr(item, "callspec", None), "params", {}))
-        name = _value(call.args[0], namespace)
         kwargs = {kw.arg: _value(kw.value, namespace) for kw in call.keywords if kw.arg}
+        name = kwargs.pop("name") if named else _value(call.args[0], namespace)
         if name is _MISSING or any(v is _MISSING for v in kwargs.values()):
             return None
-        return make_gate(name, **kwargs)
+        gate = make_gate(name, **kwargs)
+        if gate.metric is not None and _named_proportion(gate.metric):
+            problem = proportion_scale_problem(gate, gate.metric)
+            if problem is not None:
+                raise ValueError(problem)
+        return gate
+
+
+def _check_name_arguments(what: str, positional: int, named: bool) -> None:
+    """The benchmark name is the one positional argument (or `name=`); thresholds are keywords."""
+    if positional == 0 and not named:
+        raise ValueError(f'{what} needs a benchmark name, e.g. {what}("mmlu", min_score=0.6)')
+    if positional + named > 1:
+        raise ValueError(
+            f"{what} takes only the benchmark name positionally (or as name=); pass thresholds "
+            f'and the rest by keyword, e.g. {what}("mmlu", min_score=0.6)'
+        )
+
+
+def proportion_scale_problem(gate: Gate, metric: str) -> str | None:
+    """Why a threshold cannot be meant for `metric`, a proportion in [0, 1] (60 for 0.6), or None."""
+    for option in ("min_score", "max_drop"):
+        value = getattr(gate, option)
+        if value is None or value <= 1:
+            continue
+        if value <= 100:
+            return (
+                f"{option}={value:g} is a percentage, but {metric} is a proportion in [0, 1]: "
+                f"did you mean {option}={value / 100:g}?"
+            )
+        return f"{option}={value:g} can never be met by {metric}, a proportion in [0, 1]"
+    return None
+
+
+def _named_proportion(metric: str) -> bool:
+    """Whether a metric's name alone makes it a proportion (accuracy, exact_match, pass@1, ...).
+
+    Asks the one rule in scaimind_nb: a record that declares no proportions takes these names
+    for proportions when their value lies in [0, 1].
+    """
+    from scaimind_nb import BenchmarkResult
+
+    return BenchmarkResult("probe", {metric: 0.5}).is_proportion(metric)
 
 
 def _is_gate_call(node: ast.Call) -> bool:

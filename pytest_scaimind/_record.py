@@ -80,6 +80,51 @@ class GateRecord:
     model_uri: str | None = None
     checkpoint_id: str = ""
     host: str | None = None
+    """The coordinator as configured: its URL, or `local` for the embedded one."""
+    # -- reports (issue 13): order, pytest's outcome, provenance of the figures ----------------
+    index: int | None = None
+    """Position of the gate's test in the session's collection: reports list gates in this order."""
+    outcome: str | None = None
+    """pytest's outcome of the test (passed, failed, error, skipped, xfailed, xpassed); set by the
+    process that reports (the xdist controller), so it agrees with pytest's own summary."""
+    proportion: bool | None = None
+    """Whether the judged metric is a proportion in [0, 1] (`BenchmarkResult.is_proportion`)."""
+    model_digest: str | None = None
+    """Content digest of the model artefact the evaluation scored, where the coordinator records it."""
+    data: dict[str, Any] | None = None
+    """`{digest, records, source}` of the data the benchmark scored, where the coordinator records it."""
+    baseline_source: dict[str, Any] | None = None
+    """Where `baseline` came from: `kind` (stored, live), the file and entry, and the entry's
+    recorded source or the live evaluation it resolved to."""
+    # reuse
+    content_verified: bool | None = None
+    """For a reused result: matched on the content digests of model and data (True), or, from a
+    coordinator without a precheck, on URIs only (False); None for a result submitted now."""
+    # -- gates (issue 11): how the verdict was reached, power and multiplicity ------------
+    primary_metric: str | None = None
+    """The result's primary metric (per-item outcomes measure it)."""
+    proportions: list[str] | None = None
+    """The metrics the result declares to be proportions (None: it declares nothing)."""
+    method: str | None = None
+    """The interval method of a confidence gate: the Δ interval's for a regression check
+    (`paired newcombe`, `unpaired normal`, ...), else the score interval's (`wilson`, `normal`)."""
+    paired: bool | None = None
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+    """The interval of Δ = candidate - baseline (confidence regression gates)."""
+    worse: int | None = None
+    better: int | None = None
+    """Paired binary outcomes: items the candidate lost / gained against the baseline."""
+    margin: float | None = None
+    """The allowed drop a regression gate tested (max_drop, or baseline * max_rel_drop)."""
+    p_value: float | None = None
+    """One-sided p-value that the gate does not hold (confidence gates)."""
+    correction: str | None = None
+    family_size: int | None = None
+    """Under --scaimind-correction=holm: how many checks the family held."""
+    power_warning: str | None = None
+    infra: bool = False
+    """An ERROR caused by the infrastructure (retryable), not by the gate or its data."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON-ready data (enums as their values)."""

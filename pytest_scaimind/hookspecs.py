@@ -8,15 +8,20 @@ import pytest
 
 
 def pytest_scaimind_modify_request(config: pytest.Config, request: dict[str, Any]) -> None:
-    """Edit the evaluation request body in place before it is matched for reuse and submitted.
+    """Edit the evaluation request body in place before it is prechecked, matched for reuse
+    and submitted.
 
     `request` is the REST body: `{job_id, model_uri, checkpoint_id, benchmarks: [{name, dataset?,
-    num_samples?, parameters?}]}`. Benchmark edits change which results the gates read, so keep names.
+    num_samples?, parameters?}]}`, holding the session's collected specs (called once), or a spec
+    first met at run time (called again for it). Only the specs no existing evaluation serves are
+    submitted. Benchmark edits change which results the gates read: keep names and positions
+    (the n-th entry serves the n-th gate spec; entries you append are evaluated too).
     """
 
 
 def pytest_scaimind_evaluation_done(config: pytest.Config, evaluation: Any) -> None:
-    """See each COMPLETED `scaimind_nb.Evaluation` the session used, reused or new.
+    """See each finished `scaimind_nb.Evaluation` the session waited for, reused or new: COMPLETED,
+    FAILED or CANCELLED (a FAILED one may still hold the results some gates read).
 
     Called in the process that waited for it: under xdist, once in every worker that needed it.
     """

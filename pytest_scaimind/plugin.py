@@ -26,14 +26,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "test gates on, so it joins the session's single evaluation even when its assert_benchmark "
         "arguments are computed at run time",
     )
+    if not _options.uses_plugin(config) or getattr(config.option, "help", False):
+        return  # inactive: the other options are neither read nor validated
+    from pytest_scaimind._policy import Policy
+
     options = _options.Options.from_config(config)
-    if not options.job:
+    if not options.job:  # only --scaimind-require-gates asked for the plugin
+        inactive = "--scaimind-job is not set, so every gate test was skipped"
+        policy = Policy(config, options, lambda: [], inactive=inactive)
+        config.pluginmanager.register(policy, "scaimind-policy")
         return
     from pytest_scaimind._session import ScaimindSession
 
     session = ScaimindSession(config, options)
     config.pluginmanager.register(session, "scaimind-session")
     config.stash[_state.SESSION] = session
+    policy = Policy(config, options, lambda: session.records, lambda: session.power.values())
+    config.pluginmanager.register(policy, "scaimind-policy")
 
 
 @pytest.hookimpl(wrapper=True)

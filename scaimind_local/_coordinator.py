@@ -2,74 +2,102 @@
 
 from __future__ import annotations
 
-import json
+import os
 import secrets
-import socket
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaimind_nb._contract import API_PREFIX, Route
+from scaimind_nb._contract import API_PREFIX, Field, Route
 
 from ._drive import Drive
 from ._registry import Registry
 from ._service import Service
 from ._store import Store
 
+if TYPE_CHECKING:
+    import uvicorn
+
 
 class ApiCallError(RuntimeError):
-    """A stdlib call to a coordinator failed: `HTTP 404: job 'x' not found` (never the key)."""
+    """A call to a coordinator failed: `HTTP 404: job 'x' not found` (never the key)."""
 
 
 def call(host: str, api_key: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """One authenticated JSON request with the stdlib (the CLI and LocalCoordinator use it)."""
-    req = urllib.request.Request(
-        host.rstrip("/") + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-    )
+    """One authenticated JSON request (the CLI and LocalCoordinator use it), with httpx.
+
+    Raises ApiCallError with a one-line message: the server's error message for an HTTP
+    error, else what went wrong on the way.
+    """
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"}
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            result: dict[str, Any] = json.loads(resp.read())
-            return result
-    except urllib.error.HTTPError as exc:
+        response = httpx.request(
+            method, host.rstrip("/") + path, json=body, headers=headers, timeout=30
+        )
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ApiCallError(f"cannot reach {host}: {reason}") from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.is_error:
         try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise ApiCallError(f"HTTP {exc.code}: {message}") from None
-    except urllib.error.URLError as exc:
-        raise ApiCallError(f"cannot reach {host}: {exc.reason}") from None
+            message = payload["error"]["message"]
+        except (TypeError, KeyError):
+            message = response.reason_phrase
+        raise ApiCallError(f"HTTP {response.status_code}: {message}") from None
+    if not isinstance(payload, dict):
+        raise ApiCallError(f"{host} answered {method} {path} with something other than JSON")
+    return payload
 
 
-def build_app(
+def build_server(
     db_path: str | Path,
     drive_root: str | Path,
     api_key: str,
     workers: int,
     settings: dict[str, Any] | None,
     plugins: Sequence[object] = (),
-) -> Any:
-    """The ASGI app over a store at `db_path` and a drive at `drive_root` (shared with the CLI)."""
+    *,
+    log_level: str = "warning",
+) -> uvicorn.Server:
+    """The whole coordinator as a uvicorn server (shared by `serve` and LocalCoordinator):
+    a store at `db_path`, a drive at `drive_root`, the app, and the request limits."""
+    import uvicorn
+
     from ._app import create_app
+    from ._http import Limits, protocol_class
 
     settings = dict(settings or {})
-    drive = Drive(drive_root, allow_local_paths=bool(settings.get("allow_local_paths")))
-    service = Service(
-        Store(db_path), drive, workers=workers, settings=settings, registry=Registry(plugins)
+    mmlu_data = settings.get("mmlu_data") or os.environ.get("SCAIMIND_MMLU_DATA")
+    drive = Drive(
+        drive_root,
+        allow_local_paths=bool(settings.get("allow_local_paths")),
+        private={"db": Path(db_path).absolute().parent, "mmlu_data": mmlu_data},
     )
-    return create_app(service, api_key)
+    store = Store(db_path, hide=drive.hide_all)
+    service = Service(store, drive, workers=workers, settings=settings, registry=Registry(plugins))
+    limits = Limits.from_settings(settings)
+    app = create_app(service, api_key, limits)
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="on", http=protocol_class(limits)
+    )
+    return uvicorn.Server(config)
 
 
 class LocalCoordinator:
-    """A context manager serving the ScaiMind API locally: `.url`, `.api_key`, `.register_job`."""
+    """A context manager serving the ScaiMind API locally: `.url`, `.api_key`, `.register_job`.
+
+    `allow_unisolated_code=True` lets humaneval run model-written code where kernel isolation is
+    unavailable (the records then say so); without it such submits are refused with a 400.
+    """
 
     def __init__(
         self,
@@ -82,6 +110,7 @@ class LocalCoordinator:
         host: str = "127.0.0.1",
         port: int = 0,
         plugins: Sequence[object] = (),
+        allow_unisolated_code: bool = False,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None or drive_root is None:
@@ -93,6 +122,8 @@ class LocalCoordinator:
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.workers = workers
         self.settings = dict(settings or {})
+        if allow_unisolated_code:
+            self.settings["allow_unisolated_code"] = True
         self.host, self.port = host, port
         self.plugins = plugins
         self.url = ""
@@ -104,18 +135,12 @@ class LocalCoordinator:
 
     def start(self) -> LocalCoordinator:
         """Bind, serve in a daemon thread and wait until the app (and its workers) is up."""
-        import uvicorn
+        from ._http import bind
 
-        app = build_app(
+        self._server = build_server(
             self.db_path, self.drive_root, self.api_key, self.workers, self.settings, self.plugins
         )
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets; without it, Nagle
-        # and delayed ACKs hold every response for ~40 ms
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
+        sock = bind(self.host, self.port)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="scaimind-local"
         )
@@ -156,13 +181,13 @@ class LocalCoordinator:
         return {"SCAIGRID_HOST": self.url, "SCAIGRID_API_KEY": self.api_key}
 
     def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        """One authenticated JSON call; raises ApiCallError with the server's message."""
+        """One authenticated JSON call (httpx); raises ApiCallError with the server's message."""
         return call(self.url, self.api_key, method, path, body)
 
     def register_job(
         self, job_id: str, model_uri: str, status: str = "COMPLETED"
     ) -> dict[str, Any]:
         """Register (or update) a training job whose model can then be evaluated."""
-        body = {"job_id": job_id, "model_uri": model_uri, "status": status}
+        body = {Field.JOB_ID: job_id, Field.MODEL_URI: model_uri, Field.STATUS: status}
         data: dict[str, Any] = self.request("POST", API_PREFIX + Route.JOBS, body)["data"]
         return data

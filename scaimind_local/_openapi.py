@@ -1,18 +1,25 @@
-"""The OpenAPI 3.0 description of the coordinator's routes (served at /openapi.json)."""
+"""The OpenAPI 3.0 description of the coordinator, generated from its route table.
+
+`Endpoint` is one row of the table `scaimind_local._app.ENDPOINTS`: the method, the path, the
+handler and what the description says about it (parameters, bodies, answers, errors). The app
+builds its routes from the same rows and hands a handler only the parameters its row declares,
+so a route, a method or a parameter cannot exist without being described. The component
+schemas below are the shapes of bodies; tests check them against the rendering module.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from scaimind_nb._contract import API_PREFIX, SERVED_STATUSES, Route
+from scaimind_nb._contract import SERVED_STATUSES
 
 _INT64 = {"type": "string", "pattern": "^-?[0-9]+$"}
 _TS = {"type": "string", "format": "date-time"}
 _NUM = {"oneOf": [{"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}
-_STATUS = {
-    "type": "string",
-    "enum": list(SERVED_STATUSES),
-}
+_STATUS = {"type": "string", "enum": list(SERVED_STATUSES)}
 
 
 def _obj(
@@ -28,44 +35,123 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _envelope(name: str) -> dict[str, Any]:
-    return {"application/json": {"schema": _obj({"data": _ref(name)}, ["data"])}}
+@dataclass(frozen=True)
+class Param:
+    """A query or header parameter an endpoint reads (the only ones its handler can see)."""
+
+    name: str
+    where: Literal["query", "header"]
+    schema: Mapping[str, Any]
+    description: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "in": self.where, "schema": dict(self.schema)}
+        if self.description:
+            out["description"] = self.description
+        return out
 
 
-def _ok(name: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": _envelope(name)}
+@dataclass(frozen=True)
+class Endpoint:
+    """One route and method of the coordinator: its handler and its description."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    """The full path template, e.g. `/v1/modules/scaimind/evaluations/{evaluation_id}`."""
+    handler: Callable[..., Any]
+    """A plain function runs in the thread pool; a coroutine function on the loop."""
+    operation_id: str
+    summary: str
+    answer: str | None
+    """The component schema of `data` in a 200 answer; None: the answer is not enveloped."""
+    errors: tuple[int, ...] = ()
+    """Error statuses besides the ones every such endpoint can answer (401, 400, 408, 413)."""
+    params: tuple[Param, ...] = ()
+    body: str | None = None
+    """The component schema of the JSON request body, if the endpoint reads one."""
+    answer_headers: Mapping[str, Any] = field(default_factory=dict)
+    public: bool = False
+    """No bearer key needed."""
+
+    @property
+    def path_params(self) -> list[str]:
+        return [name for _, name, _, _ in string.Formatter().parse(self.path) if name]
+
+    def statuses(self) -> tuple[int, ...]:
+        """Every error status the endpoint can answer, sorted."""
+        implied = set(self.errors)
+        if not self.public:
+            implied.add(401)
+        if self.body is not None:
+            implied |= {400, 408, 413, 422}
+        if self.params:
+            implied.add(400)
+        return tuple(sorted(implied))
+
+    def describe(self) -> dict[str, Any]:
+        """The OpenAPI operation object."""
+        error = {"application/json": {"schema": _ref("Error")}}
+        if self.answer is None:
+            ok: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+        else:
+            ok = {"application/json": {"schema": _obj({"data": _ref(self.answer)}, ["data"])}}
+        responses: dict[str, Any] = {"200": {"description": self.summary, "content": ok}}
+        if self.answer_headers:
+            responses["200"]["headers"] = dict(self.answer_headers)
+        for status in self.statuses():
+            responses[str(status)] = {"description": "error", "content": error}
+        out: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "summary": self.summary,
+            "responses": responses,
+        }
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in self.path_params
+        ] + [p.describe() for p in self.params]
+        if params:
+            out["parameters"] = params
+        if self.body is not None:
+            out["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(self.body)}},
+            }
+        if self.public:
+            out["security"] = []
+        return out
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    content = {"application/json": {"schema": _ref("Error")}}
-    return {str(c): {"description": "error", "content": content} for c in (401, *codes)}
+def openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of a route table; every operation not `public` needs the key."""
+    paths: dict[str, Any] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = endpoint.describe()
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "scaimind_local", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-_PAGE = [
-    {
-        "name": "page_size",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
-    {"name": "page_token", "in": "query", "schema": {"type": "string"}},
-]
-
-_IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": (
-        "A unique key per submission (e.g. a UUID), the same on every retry of it: a submit "
-        "with a key seen in the last 24 h and the same body creates nothing and answers with "
-        "the first evaluation (Idempotent-Replayed: true); with a different body, 422."
-    ),
-    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
-}
-_IDEMPOTENCY_HEADERS = {
+PAGE_SIZE = Param("page_size", "query", {"type": "integer", "minimum": 1, "maximum": 100})
+PAGE_TOKEN = Param(
+    "page_token", "query", {"type": "string"}, "next_page_token of the previous page, as is"
+)
+BENCHMARK = Param("benchmark", "query", {"type": "string"}, "only this benchmark's samples")
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "A unique key per submission (e.g. a UUID), the same on every retry of it: a submit "
+    "with a key seen in the last 24 h and the same body creates nothing and answers with "
+    "the first evaluation (Idempotent-Replayed: true); with a different body, 422.",
+)
+IDEMPOTENCY_HEADERS = {
     "Idempotency-Key": {
         "description": "the request's key, echoed when one was sent",
         "schema": {"type": "string"},
@@ -76,7 +162,24 @@ _IDEMPOTENCY_HEADERS = {
     },
 }
 
-_SCHEMAS: dict[str, Any] = {
+_SPEC_LIST = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 100,
+    "items": {"oneOf": [{"type": "string", "minLength": 1}, _ref("BenchmarkSpec")]},
+}
+"""The `benchmarks` of a submit or a precheck: names or specs."""
+
+_RECORD_SPEC = {
+    "name": {"type": "string"},
+    "dataset": {"type": "string"},
+    "num_samples": _INT64,
+    "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+    "data": _ref("DataInfo"),
+}
+"""A benchmark spec as a record (and a precheck answer) renders it, with the data it scores."""
+
+SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         {
             "error": _obj(
@@ -96,7 +199,11 @@ _SCHEMAS: dict[str, Any] = {
                 ],
                 "nullable": True,
             },
-            "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+            "parameters": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "nullable": True,
+            },
         },
         ["name"],
         extra=False,
@@ -106,12 +213,7 @@ _SCHEMAS: dict[str, Any] = {
             "job_id": {"type": "string", "minLength": 1},
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
-            "benchmarks": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"oneOf": [{"type": "string"}, _ref("BenchmarkSpec")]},
-            },
+            "benchmarks": _SPEC_LIST,
         },
         ["job_id", "benchmarks"],
         extra=False,
@@ -125,8 +227,18 @@ _SCHEMAS: dict[str, Any] = {
             "stderr": {"type": "object", "additionalProperties": _NUM},
             "num_samples": _INT64,
             "extra": {"type": "object"},
+            "status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
+            "error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}),
         },
-        ["benchmark", "score", "metrics", "num_samples"],
+        ["benchmark", "metrics", "num_samples"],
+    ),
+    "DataInfo": _obj(
+        {
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "records": {"type": "integer", "minimum": 0},
+            "source": {"type": "string"},
+        },
+        ["digest"],
     ),
     "Evaluation": _obj(
         {
@@ -135,20 +247,8 @@ _SCHEMAS: dict[str, Any] = {
             "model_uri": {"type": "string"},
             "checkpoint_id": {"type": "string"},
             "status": _STATUS,
-            "benchmarks": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "name": {"type": "string"},
-                        "dataset": {"type": "string"},
-                        "num_samples": _INT64,
-                        "parameters": {
-                            "type": "object",
-                            "additionalProperties": {"type": "string"},
-                        },
-                    }
-                ),
-            },
+            "benchmarks": {"type": "array", "items": _obj(_RECORD_SPEC)},
+            "model_digest": {"type": "string"},
             "progress": {
                 "type": "array",
                 "items": _obj(
@@ -193,11 +293,16 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": _obj(
                     {
-                        "spec_index": {"type": "integer"},
+                        "item_id": {"type": "string"},
                         "benchmark": {"type": "string"},
+                        "spec_index": {"type": "integer"},
                         "index": {"type": "integer"},
+                        "correct": {"type": "boolean"},
+                        "score": {"type": "number"},
+                        "cluster": {"type": "string"},
                         "record": {"type": "object"},
-                    }
+                    },
+                    ["item_id", "benchmark", "spec_index", "index", "record"],
                 ),
             },
             "next_page_token": {"type": "string"},
@@ -231,99 +336,25 @@ _SCHEMAS: dict[str, Any] = {
         {"benchmarks": {"type": "array", "items": {"type": "string"}}}, ["benchmarks"]
     ),
     "Health": _obj({"status": {"type": "string"}}, ["status"]),
+    # precheck
+    "PrecheckRequest": _obj(
+        {
+            "model_uri": {"type": "string", "nullable": True},
+            "benchmarks": _SPEC_LIST,
+        },
+        ["benchmarks"],
+        extra=False,
+    ),
+    "PrecheckAnswer": _obj(
+        {
+            "benchmarks": {
+                "type": "array",
+                "items": _obj({**_RECORD_SPEC, "problem": {"type": "string"}}, ["name"]),
+            },
+            "model_uri": {"type": "string"},
+            "model_digest": {"type": "string"},
+            "model_problem": {"type": "string"},
+        },
+        ["benchmarks"],
+    ),
 }
-
-
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
-
-
-def openapi() -> dict[str, Any]:
-    """The document; every route but /healthz needs the bearer key."""
-    eid = [_path_param("evaluation_id")]
-    paths: dict[str, Any] = {
-        API_PREFIX + Route.EVALUATIONS: {
-            "post": {
-                "operationId": "submitEvaluation",
-                "summary": "Queue an evaluation of a COMPLETED job's model",
-                "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": _body("SubmitRequest"),
-                "responses": {
-                    "200": {
-                        **_ok("Evaluation", "the QUEUED record, or the first one for a key seen"),
-                        "headers": _IDEMPOTENCY_HEADERS,
-                    },
-                    **_errors(400, 404, 409, 413, 422),
-                },
-            },
-            "get": {
-                "operationId": "listEvaluations",
-                "summary": "Evaluations newest first, as job records",
-                "parameters": _PAGE,
-                "responses": {"200": _ok("EvaluationPage", "one page"), **_errors(400)},
-            },
-        },
-        API_PREFIX + Route.EVALUATION: {
-            "get": {
-                "operationId": "getEvaluation",
-                "parameters": eid,
-                "responses": {"200": _ok("Evaluation", "the full record"), **_errors(404)},
-            }
-        },
-        API_PREFIX + Route.CANCEL: {
-            "post": {
-                "operationId": "cancelEvaluation",
-                "parameters": eid,
-                "responses": {"200": _ok("Evaluation", "the record"), **_errors(404, 409)},
-            }
-        },
-        API_PREFIX + Route.SAMPLES: {
-            "get": {
-                "operationId": "listSamples",
-                "parameters": [
-                    *eid,
-                    {"name": "benchmark", "in": "query", "schema": {"type": "string"}},
-                    *_PAGE,
-                ],
-                "responses": {"200": _ok("SamplePage", "per-sample records"), **_errors(400, 404)},
-            }
-        },
-        API_PREFIX + Route.JOBS: {
-            "post": {
-                "operationId": "putJob",
-                "summary": "Register a job (or update its model and status)",
-                "requestBody": _body("JobRequest"),
-                "responses": {"200": _ok("Job", "the job"), **_errors(400, 413, 422)},
-            }
-        },
-        API_PREFIX + Route.JOB: {
-            "get": {
-                "operationId": "getJob",
-                "parameters": [_path_param("job_id")],
-                "responses": {"200": _ok("Job", "the job"), **_errors(404)},
-            }
-        },
-        API_PREFIX + Route.BENCHMARKS: {
-            "get": {
-                "operationId": "listBenchmarks",
-                "responses": {"200": _ok("Benchmarks", "supported names"), **_errors()},
-            }
-        },
-        "/healthz": {
-            "get": {
-                "operationId": "health",
-                "security": [],
-                "responses": {"200": _ok("Health", "the server is up")},
-            }
-        },
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "scaimind_local", "version": "1.0.0"},
-        "paths": paths,
-        "components": {
-            "schemas": _SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
-    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -9,19 +10,22 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from scaimind_nb._contract import Field, Status
+from scaimind_nb._contract import SPEC_FIELDS, Field, Status
 
-from ._backends import MODELS, check_model, read_manifest
+from ._backends import MODELS, check_model, model_digest, read_manifest
 from ._benchmarks.base import (
     BenchmarkCancelled,
+    BenchmarkRunner,
     BenchmarkSpec,
+    DataInfo,
     InvalidBenchmark,
     RunContext,
     RunnerResult,
 )
 from ._drive import Drive
 from ._registry import Registry
-from ._store import CANCELLED_ERROR, Store
+from ._sandbox import Isolation, probe
+from ._store import CANCELLED_ERROR, MAX_ATTEMPTS, Store
 
 log = logging.getLogger("scaimind_local")
 PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one evaluation (<= 5/s)
@@ -76,12 +80,40 @@ class Service:
             raise _ServerStopping(evaluation_id)
         return self.store.cancel_requested(evaluation_id)
 
-    def validate(self, model_uri: str, specs: list[BenchmarkSpec]) -> None:
-        """Raise InvalidBenchmark (-> 400) for a model or spec this server cannot run."""
-        check_model(read_manifest(self.drive.resolve(model_uri)), self.settings)
-        ctx = self.context("")
-        for spec in specs:
-            self.registry.get(spec.name).validate(spec, ctx)
+    def model_digest(self, model_uri: str) -> str:
+        """The model's digest; InvalidBenchmark when it cannot be resolved or loaded here."""
+        manifest = read_manifest(self.drive.resolve(model_uri))
+        check_model(manifest, self.settings)
+        return model_digest(manifest)
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext | None = None) -> DataInfo | None:
+        """Check one spec; what data it scores (None for a runner that cannot describe it)."""
+        ctx = ctx or self.context("")
+        runner = self.registry.get(spec.name)
+        describe = getattr(runner, "describe", None)
+        if describe is None:
+            runner.validate(spec, ctx)
+            return None
+        info: DataInfo = describe(spec, ctx)
+        return info
+
+    def check(self, what: Any, *args: Any) -> tuple[Any, str | None]:
+        """`what(*args)` as (value, None), or (None, the problem) when it raises InvalidBenchmark."""
+        try:
+            return what(*args), None
+        except InvalidBenchmark as exc:
+            return None, self.drive.hide(str(exc))
+
+    def validate(
+        self, model_uri: str, specs: list[BenchmarkSpec]
+    ) -> tuple[str, list[DataInfo | None]]:
+        """The model's digest and each spec's data; InvalidBenchmark (-> 400) for the first problem."""
+        try:
+            digest = self.model_digest(model_uri)
+            ctx = self.context("")
+            return digest, [self.describe(spec, ctx) for spec in specs]
+        except InvalidBenchmark as exc:
+            raise InvalidBenchmark(self.drive.hide(str(exc))) from None
 
     def submit(
         self,
@@ -91,11 +123,18 @@ class Service:
         specs: list[BenchmarkSpec],
         idempotency: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Validate and queue an evaluation; ``idempotency`` is (Idempotency-Key, body fingerprint)."""
-        self.validate(model_uri, specs)
-        benchmarks = [asdict(s) for s in specs]
+        """Validate and queue an evaluation; ``idempotency`` is (Idempotency-Key, body fingerprint).
+
+        The digests of the model and of each spec's data are taken now and recorded: they say
+        what the evaluation scores, and a run refuses data or weights that changed since.
+        """
+        digest, infos = self.validate(model_uri, specs)
+        benchmarks = [
+            {**asdict(s), **({Field.DATA: asdict(info)} if info is not None else {})}
+            for s, info in zip(specs, infos, strict=True)
+        ]
         row = self.store.create_evaluation(
-            job_id, model_uri, checkpoint_id, benchmarks, idempotency
+            job_id, model_uri, checkpoint_id, benchmarks, idempotency, digest
         )
         with self._wake:
             self._wake.notify()
@@ -103,11 +142,27 @@ class Service:
 
     # workers
 
+    @functools.cached_property
+    def isolation(self) -> Isolation:
+        """The kernel isolation this machine offers model-written code (probed once)."""
+        return probe(self.settings.get("sandbox_bwrap"))
+
     def start(self) -> None:
-        """Requeue work a previous process left RUNNING, then start the workers."""
-        requeued = self.store.requeue_running()
+        """Probe the isolation, requeue work a previous process left RUNNING, start the workers.
+
+        Evaluations left RUNNING MAX_ATTEMPTS times end FAILED instead (see Store.requeue_running).
+        """
+        if not self.isolation.isolated:
+            log.warning("no kernel isolation for model-written code: %s", self.isolation.detail)
+        requeued, failed = self.store.requeue_running()
         if requeued:
             log.warning("requeued %d evaluation(s) left RUNNING by a previous process", requeued)
+        if failed:
+            log.warning(
+                "%d evaluation(s) interrupted %d times by a dying process: FAILED, not requeued",
+                failed,
+                MAX_ATTEMPTS,
+            )
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"scaimind-worker-{i}", daemon=True)
             t.start()
@@ -134,52 +189,124 @@ class Service:
             self.store.close()
 
     def run(self, row: dict[str, Any]) -> None:
-        """Run every benchmark of a claimed evaluation; never raises."""
+        """Run every benchmark of a claimed evaluation; never raises.
+
+        A benchmark that fails leaves a failed result (status, error) and the others still run;
+        the evaluation then ends FAILED naming the failed benchmarks. Only a model that cannot
+        be loaded, a cancel or a shutdown stop the whole evaluation.
+        """
         eval_id = row["id"]
         results: list[dict[str, Any]] = row["results"]
         progress: list[dict[str, Any]] = row["progress"]
         done = {r["extra"].get("spec_index", i) for i, r in enumerate(results)}
-        current = "model"
         try:
-            path = self.drive.resolve(row["model_uri"])
-            model = self.models.get(path, self.settings)
+            model = self._model(row)
             for index, raw in enumerate(row["benchmarks"]):
                 if index in done:
                     continue
                 if self._cancelled(eval_id):  # also between benchmarks, whatever the runner does
                     raise BenchmarkCancelled(eval_id)
-                spec = BenchmarkSpec(**raw)
-                current = f"benchmark {spec.name}"
-                runner = self.registry.get(spec.name)
-                ctx = self.context(eval_id, _Progress(self.store, eval_id, progress, index))
-                out = runner.run(spec, model, ctx)
-                progress[index] = {
-                    "benchmark": spec.name,
-                    "completed": out.num_samples,
-                    "total": out.num_samples,
-                }
-                results.append(result_record(spec.name, index, out))
-                self.store.add_result(eval_id, results, progress, index, spec.name, out.samples)
+                record, samples = self._run_spec(eval_id, index, raw, model, progress)
+                results.append(record)
+                self.store.add_result(
+                    eval_id, results, progress, index, record[Field.BENCHMARK], samples
+                )
         except _ServerStopping:
+            self.store.release(eval_id)
             log.warning("server stopping: %s left RUNNING, requeued at the next start", eval_id)
             return
         except BenchmarkCancelled:
             self.store.finish(eval_id, Status.CANCELLED, CANCELLED_ERROR)
             return
         except InvalidBenchmark as exc:
-            message = f"{current}: {exc}"
+            message = self.drive.hide(f"model: {exc}")
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "INVALID_ARGUMENT", "message": message}
             )
             return
         except Exception as exc:
             log.exception("evaluation %s failed", eval_id)
-            message = f"{current} failed: {type(exc).__name__}: {exc}"
+            message = self.drive.hide(f"model failed: {type(exc).__name__}: {exc}")
+            self.store.finish(
+                eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
+            )
+            return
+        failed = [r for r in results if r.get(Field.STATUS) == Status.FAILED]
+        if failed:
+            message = "; ".join(
+                f"benchmark {r[Field.BENCHMARK]} failed: {r[Field.ERROR]['message']}"
+                for r in failed
+            )
             self.store.finish(
                 eval_id, Status.FAILED, {"code": "BENCHMARK_FAILED", "message": message}
             )
             return
         self.store.finish(eval_id, Status.COMPLETED)
+
+    def _model(self, row: dict[str, Any]) -> Any:
+        """The evaluation's model, refused when its artefact changed since submit."""
+        path = self.drive.resolve(row["model_uri"])
+        digest = model_digest(read_manifest(path))
+        recorded = row.get("model_digest")
+        if recorded and digest != recorded:
+            raise InvalidBenchmark(
+                f"{row['model_uri']} changed since submit (digest {recorded} then, {digest} now); "
+                "nothing was scored: submit again to evaluate the new artefact"
+            )
+        return self.models.get(row["model_uri"], path, self.settings, digest)
+
+    def _run_spec(
+        self,
+        eval_id: str,
+        index: int,
+        raw: dict[str, Any],
+        model: Any,
+        progress: list[dict[str, Any]],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """One benchmark: its result record and samples, or a failed result saying why."""
+        spec = BenchmarkSpec(**{k: raw[k] for k in SPEC_FIELDS if k in raw})
+        ctx = self.context(eval_id, _Progress(self.store, eval_id, progress, index))
+        try:
+            runner = self.registry.get(spec.name)
+            self._same_data(runner, spec, ctx, raw, "before the run")
+            out = runner.run(spec, model, ctx)
+            self._same_data(runner, spec, ctx, raw, "during the run")
+        except BenchmarkCancelled:
+            raise
+        except InvalidBenchmark as exc:
+            return failed_record(
+                spec.name, index, "INVALID_ARGUMENT", self.drive.hide(str(exc))
+            ), []
+        except Exception as exc:
+            log.exception("evaluation %s: benchmark %s failed", eval_id, spec.name)
+            message = self.drive.hide(f"{type(exc).__name__}: {exc}")
+            return failed_record(spec.name, index, "BENCHMARK_FAILED", message), []
+        progress[index] = {
+            "benchmark": spec.name,
+            "completed": out.num_samples,
+            "total": out.num_samples,
+        }
+        return result_record(spec.name, index, out), out.samples
+
+    def _same_data(
+        self,
+        runner: BenchmarkRunner,
+        spec: BenchmarkSpec,
+        ctx: RunContext,
+        raw: dict[str, Any],
+        when: str,
+    ) -> None:
+        """Refuse to score (or to record) data whose digest is not the one taken at submit."""
+        recorded = (raw.get(Field.DATA) or {}).get(Field.DIGEST)
+        describe = getattr(runner, "describe", None)
+        if recorded is None or describe is None:
+            return
+        now = describe(spec, ctx)
+        if now.digest != recorded:
+            raise InvalidBenchmark(
+                f"the data of {spec.name} ({now.source}) changed {when} (digest {recorded} at "
+                f"submit, {now.digest} now); not scored: submit again to score the new data"
+            )
 
 
 def result_record(benchmark: str, spec_index: int, out: RunnerResult) -> dict[str, Any]:
@@ -197,7 +324,20 @@ def result_record(benchmark: str, spec_index: int, out: RunnerResult) -> dict[st
     record[Field.STDERR] = {k: float(v) for k, v in out.stderr.items() if v is not None}
     record[Field.NUM_SAMPLES] = out.num_samples
     record[Field.EXTRA] = {**out.extra, "spec_index": spec_index}
+    record[Field.STATUS] = Status.COMPLETED
     return record
+
+
+def failed_record(benchmark: str, spec_index: int, code: str, message: str) -> dict[str, Any]:
+    """A benchmark that could not be scored: no metrics, status FAILED and the error."""
+    return {
+        Field.BENCHMARK: benchmark,
+        Field.METRICS: {},
+        Field.NUM_SAMPLES: 0,
+        Field.EXTRA: {"spec_index": spec_index},
+        Field.STATUS: Status.FAILED,
+        Field.ERROR: {"code": code, "message": message},
+    }
 
 
 class _Progress:

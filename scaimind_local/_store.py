@@ -9,7 +9,6 @@ transaction as every change of the row, so a GET is one indexed read with no dec
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import sqlite3
 import threading
@@ -17,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import SampleField, Status
+from scaimind_nb._contract import Status
+
+from ._render import Hide, dump_json, render_evaluation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,10 +44,11 @@ CREATE TABLE IF NOT EXISTS evaluations (
     updated_at TEXT NOT NULL,
     started_at TEXT,
     completed_at TEXT,
-    rendered BLOB
+    rendered BLOB,
+    model_digest TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS evaluations_newest ON evaluations (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, seq);
 CREATE TABLE IF NOT EXISTS samples (
     evaluation_id TEXT NOT NULL,
     spec_index INTEGER NOT NULL,
@@ -67,6 +69,9 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at)
 CANCELLED_ERROR = {"code": "CANCELLED", "message": "cancelled by request"}
 """The error a cancelled evaluation carries."""
 IDEMPOTENCY_TTL = timedelta(hours=24)  # a submit's Idempotency-Key may be reused after this
+MAX_ATTEMPTS = 3
+"""Runs an evaluation may start: one the coordinator died while running this often is a poison
+pill (it crashed, was killed or ran out of memory each time) and ends FAILED, not requeued."""
 
 
 class KeyInUse(Exception):
@@ -77,95 +82,13 @@ def _format(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _finite(value: Any) -> Any:
-    """NaN and ±Inf as the strings protobuf's JSON mapping uses; never a bare NaN token."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def dump_json(content: Any) -> bytes:
-    """Compact JSON; NaN/Inf become strings (the C encoder refuses them, only then the walk)."""
-    try:
-        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:
-        return json.dumps(_finite(content), separators=(",", ":"), allow_nan=False).encode()
-
-
-def render_evaluation(row: dict[str, Any]) -> dict[str, Any]:
-    """The full record: preserved snake_case names, int64 as strings, RFC 3339 timestamps."""
-    out: dict[str, Any] = {
-        "evaluation_id": row["id"],
-        "job_id": row["job_id"],
-        "model_uri": row["model_uri"],
-        "checkpoint_id": row["checkpoint_id"],
-        "status": row["status"],
-        "benchmarks": [
-            {
-                "name": b["name"],
-                "dataset": b.get("dataset") or "",
-                "num_samples": str(b.get("num_samples") or 0),
-                "parameters": b.get("parameters") or {},
-            }
-            for b in row["benchmarks"]
-        ],
-        "progress": [
-            {
-                "benchmark": p["benchmark"],
-                "completed": str(p["completed"]),
-                "total": str(p["total"]),
-            }
-            for p in row["progress"]
-        ],
-        "results": [{**r, "num_samples": str(r["num_samples"])} for r in row["results"]],
-        "cancel_requested": bool(row["cancel_requested"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-    if row["error"]:
-        out["error"] = row["error"]
-    for key in ("started_at", "completed_at"):
-        if row[key]:
-            out[key] = row[key]
-    return out
-
-
-def render_sample(
-    spec_index: int, benchmark: str, index: int, record: dict[str, Any]
-) -> dict[str, Any]:
-    """One per-item record of the samples route: the stable item id and outcome, then all stored.
-
-    The item id is the runner's `id` (the dataset's own id, a HumanEval task id, an MMLU
-    question id), else the item's position; `correct` is present for binary outcomes and
-    `score` is the outcome in [0, 1]; `cluster` is the item's subject where it has one.
-    """
-    item: dict[str, Any] = {
-        SampleField.ITEM_ID: str(record.get("id", index)),
-        SampleField.BENCHMARK: benchmark,
-        SampleField.SPEC_INDEX: spec_index,
-        SampleField.INDEX: index,
-    }
-    correct = record.get("correct")
-    if isinstance(correct, bool):
-        item[SampleField.CORRECT] = correct
-        item[SampleField.SCORE] = float(correct)
-    elif isinstance(record.get("score"), int | float) and not isinstance(record["score"], bool):
-        item[SampleField.SCORE] = float(record["score"])
-    if isinstance(record.get("subject"), str):
-        item[SampleField.CLUSTER] = record["subject"]
-    item[SampleField.RECORD] = record
-    return item
-
-
 class Store:
     """All persistent state of a coordinator, in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, hide: Hide | None = None) -> None:
+        """Open (or create) the file; `hide` cleans server paths out of stored renderings."""
         self.path = str(path)
+        self._hide: Hide = hide or (lambda value: value)
         self._local = threading.local()
         self._clock_lock = threading.Lock()
         self._last_ts = datetime.min.replace(tzinfo=UTC)
@@ -174,6 +97,13 @@ class Store:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(evaluations)")}
         if "rendered" not in columns:  # a file from before the stored rendering
             conn.execute("ALTER TABLE evaluations ADD COLUMN rendered BLOB")
+        if "model_digest" not in columns:  # a file from before content digests
+            conn.execute("ALTER TABLE evaluations ADD COLUMN model_digest TEXT")
+        if "attempts" not in columns:  # a file from before attempts were counted
+            conn.execute("ALTER TABLE evaluations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS evaluations_claim ON evaluations (status, attempts, seq)"
+        )
         with _transaction(conn):  # render rows that have no rendering yet (none once migrated)
             self._write(conn, "SELECT * FROM evaluations WHERE rendered IS NULL", ())
         last = conn.execute("SELECT MAX(updated_at) FROM evaluations").fetchone()[0]
@@ -198,7 +128,7 @@ class Store:
         """
         rows = [_decode(r) for r in conn.execute(sql, args).fetchall()]
         for row in rows:
-            row["rendered"] = dump_json(render_evaluation(row))
+            row["rendered"] = dump_json(render_evaluation(row, self._hide))
         conn.executemany(
             "UPDATE evaluations SET rendered=? WHERE seq=?",
             [(row["rendered"], row["seq"]) for row in rows],
@@ -245,8 +175,12 @@ class Store:
         checkpoint_id: str,
         benchmarks: list[dict[str, Any]],
         idempotency: tuple[str, str] | None = None,
+        model_digest: str | None = None,
     ) -> dict[str, Any]:
         """Insert a QUEUED evaluation and return its row.
+
+        `benchmarks` are the specs, each with the `data` it scores when known; `model_digest`
+        is the digest of the model artefact taken at submit time.
 
         With ``idempotency=(key, fingerprint)`` the key is recorded in the same transaction, so
         of two submits with one live key exactly one creates an evaluation; the other gets
@@ -263,8 +197,8 @@ class Store:
             [row] = self._write(
                 conn,
                 "INSERT INTO evaluations (id, job_id, model_uri, checkpoint_id, status,"
-                " benchmarks, progress, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                " benchmarks, progress, created_at, updated_at, model_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     eval_id,
                     job_id,
@@ -275,6 +209,7 @@ class Store:
                     json.dumps(progress),
                     now,
                     now,
+                    model_digest,
                 ),
             )
             if idempotency is not None:
@@ -311,13 +246,16 @@ class Store:
         return _decode(row) if row else None
 
     def get_rendered(self, eval_id: str) -> bytes | None:
-        """The evaluation's rendered JSON record, as stored with its last change (GET's path)."""
-        row = (
-            self._conn()
-            .execute("SELECT rendered FROM evaluations WHERE id = ?", (eval_id,))
-            .fetchone()
+        """The evaluation's rendered JSON record, as stored with its last change."""
+        return self.get_rendered_many([eval_id]).get(eval_id)
+
+    def get_rendered_many(self, eval_ids: list[str]) -> dict[str, bytes]:
+        """The stored renderings of the evaluations that exist among `eval_ids` (GET's path)."""
+        marks = ",".join("?" * len(eval_ids))
+        rows = self._conn().execute(
+            f"SELECT id, rendered FROM evaluations WHERE id IN ({marks})", eval_ids
         )
-        return row[0] if row else None
+        return {row[0]: row[1] for row in rows}
 
     def list_evaluations(
         self, page_size: int, after: tuple[str, str] | None
@@ -340,23 +278,59 @@ class Store:
         return [dict(r) for r in rows[:page_size]], len(rows) > page_size, total
 
     def claim_next(self) -> dict[str, Any] | None:
-        """Atomically move the oldest QUEUED evaluation to RUNNING and return it."""
+        """Atomically move the next QUEUED evaluation to RUNNING, count the attempt, return it.
+
+        Never-started evaluations go first, oldest first; those a crash interrupted follow, so
+        a poison pill cannot hold up the queue while it uses up its attempts.
+        """
         now = self.now()
         rows = self._update(
-            "UPDATE evaluations SET status=:running, started_at=COALESCE(started_at, :now),"
-            " updated_at=:now WHERE seq = (SELECT seq FROM evaluations WHERE status=:queued"
-            " ORDER BY seq LIMIT 1) AND status=:queued RETURNING *",
+            "UPDATE evaluations SET status=:running, attempts=attempts+1,"
+            " started_at=COALESCE(started_at, :now), updated_at=:now WHERE seq = (SELECT seq"
+            " FROM evaluations WHERE status=:queued ORDER BY attempts, seq LIMIT 1)"
+            " AND status=:queued RETURNING *",
             {"running": Status.RUNNING, "queued": Status.QUEUED, "now": now},
         )
         return rows[0] if rows else None
 
-    def requeue_running(self) -> int:
-        """After a restart: work that was RUNNING goes back to the queue (finished specs kept)."""
-        rows = self._update(
-            "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
-            (Status.QUEUED, self.now(), Status.RUNNING),
+    def requeue_running(self) -> tuple[int, int]:
+        """After a restart: (requeued, failed) of the evaluations a dead process left RUNNING.
+
+        Work goes back to the queue with its finished specs kept, except evaluations that have
+        used up MAX_ATTEMPTS: those end FAILED, saying why.
+        """
+        now = self.now()
+        error = json.dumps(
+            {
+                "code": "INTERRUPTED",
+                "message": f"the coordinator stopped {MAX_ATTEMPTS} times while running this "
+                "evaluation (a crash, a kill or running out of memory each time); it is not "
+                "retried again",
+            }
         )
-        return len(rows)
+        conn = self._conn()
+        with _transaction(conn):
+            failed = self._write(
+                conn,
+                "UPDATE evaluations SET status=:failed, error=:error, updated_at=:now,"
+                " completed_at=:now WHERE status=:running AND attempts >= :max RETURNING *",
+                {"failed": Status.FAILED, "error": error, "now": now,
+                 "running": Status.RUNNING, "max": MAX_ATTEMPTS},
+            )  # fmt: skip
+            requeued = self._write(
+                conn,
+                "UPDATE evaluations SET status=?, updated_at=? WHERE status=? RETURNING *",
+                (Status.QUEUED, now, Status.RUNNING),
+            )
+        return len(requeued), len(failed)
+
+    def release(self, eval_id: str) -> None:
+        """A graceful stop: the run stays RUNNING (requeued at the next start) uncounted."""
+        self._update(
+            "UPDATE evaluations SET attempts=MAX(attempts-1, 0) WHERE id=? AND status=?"
+            " RETURNING *",
+            (eval_id, Status.RUNNING),
+        )
 
     def set_progress(self, eval_id: str, progress: list[dict[str, Any]]) -> None:
         self._update(
@@ -428,7 +402,8 @@ class Store:
     def list_samples(
         self, eval_id: str, benchmark: str | None, page_size: int, after: tuple[int, int] | None
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Per-sample records in (spec, index) order, keyset-paginated."""
+        """Per-sample rows (spec_index, benchmark, idx, record JSON) in (spec, index) order,
+        keyset-paginated; plus whether more follow."""
         where: list[str] = ["evaluation_id=?"]
         args: list[Any] = [eval_id]
         if benchmark:
@@ -446,8 +421,7 @@ class Store:
             )
             .fetchall()
         )
-        out = [render_sample(r[0], r[1], r[2], json.loads(r[3])) for r in rows[:page_size]]
-        return out, len(rows) > page_size
+        return [dict(r) for r in rows[:page_size]], len(rows) > page_size
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -2,13 +2,16 @@
 
 `ScriptedModel` answers from a table (deterministic, optionally slow); `write_model` and
 `write_custom_dataset` put a model folder and a JSONL dataset under a drive root and return
-their `scaidrive://` URIs; `export_smollm2` turns the packaged SmolLM2 GGUF into a float32
+their `scaidrive://` URIs; `Proxy` stands in front of a coordinator to count its requests or to
+play an older (or vanished) one; `export_smollm2` turns the packaged SmolLM2 GGUF into a float32
 safetensors folder that any transformers-based tool (lm-eval, `transformers serve`) can load.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -145,3 +148,89 @@ def export_smollm2(folder: str | Path) -> Path:
     model.save_pretrained(partial)
     partial.rename(folder)
     return folder
+
+
+class Proxy:
+    """A reverse proxy on a loopback port in front of a coordinator (`upstream`, its URL).
+
+    `log` records every request as (method, path, seconds spent); paths ending in one of
+    `refuse` are answered 404 "no such route" (a coordinator without those routes); after
+    answering a request matching `stop_after` = (method, path suffix) it stops listening, so
+    later requests are refused (a coordinator gone away). A context manager; `stop()` ends it.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        refuse: tuple[str, ...] = (),
+        stop_after: tuple[str, str] | None = None,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.refuse = refuse
+        self.stop_after = stop_after
+        self.log: list[tuple[str, str, float]] = []
+        self._stopped = False
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                start = time.perf_counter()
+                status, payload = proxy._answer(self)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                proxy.log.append((self.command, self.path, time.perf_counter() - start))
+                stop, path = proxy.stop_after, self.path.split("?")[0]
+                if stop is not None and self.command == stop[0] and path.endswith(stop[1]):
+                    threading.Thread(target=proxy.stop, daemon=True).start()
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def _answer(self, request: http.server.BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0)) or None
+        if self.refuse and request.path.split("?")[0].endswith(self.refuse):
+            return 404, b'{"error": {"code": "NOT_FOUND", "message": "no such route"}}'
+        import httpx
+
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        answer = httpx.request(
+            request.command, self.upstream + request.path, content=body, headers=headers, timeout=60
+        )
+        return answer.status_code, answer.content
+
+    def take(self) -> list[tuple[str, str, float]]:
+        """The requests logged so far, clearing the log."""
+        log, self.log = self.log, []
+        return log
+
+    def calls(self, suffix: str) -> int:
+        """How many logged requests went to a path ending in `suffix`."""
+        return sum(path.split("?")[0].endswith(suffix) for _, path, _ in self.log)
+
+    def stop(self) -> None:
+        """Stop listening (idempotent)."""
+        if not self._stopped:
+            self._stopped = True
+            self.server.shutdown()
+            self.server.server_close()
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

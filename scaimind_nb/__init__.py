@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "API_PREFIX": "._contract",
+    "Route": "._contract",
     "Client": "._client",
     "AsyncClient": "._async_client",
     "Benchmark": "._models",
@@ -21,6 +23,9 @@ _EXPORTS = {
     "DataInfo": "._models",
     "Evaluation": "._models",
     "EvaluationPage": "._models",
+    "PollEvent": "._models",
+    "Precheck": "._models",
+    "SpecCheck": "._models",
     "Status": "._models",
     "Sample": "._models",
     "metric_key": "._models",
@@ -52,6 +57,7 @@ _EXPORTS = {
     "APITimeoutError": "._errors",
     "ProtocolError": "._errors",
     "SamplesNotAvailableError": "._errors",
+    "PrecheckNotAvailableError": "._errors",
     "EvaluationFailedError": "._errors",
     "WaitTimeoutError": "._errors",
 }
@@ -115,6 +121,10 @@ if TYPE_CHECKING:  # the same names for type checkers: `X as X` marks a re-expor
     from ._client import (
         Client as Client,
     )
+    from ._contract import (
+        API_PREFIX as API_PREFIX,
+        Route as Route,
+    )
     from ._errors import (
         APIConnectionError as APIConnectionError,
         APIStatusError as APIStatusError,
@@ -125,6 +135,7 @@ if TYPE_CHECKING:  # the same names for type checkers: `X as X` marks a re-expor
         EvaluationFailedError as EvaluationFailedError,
         NotFoundError as NotFoundError,
         PermissionDeniedError as PermissionDeniedError,
+        PrecheckNotAvailableError as PrecheckNotAvailableError,
         ProtocolError as ProtocolError,
         RateLimitError as RateLimitError,
         SamplesNotAvailableError as SamplesNotAvailableError,
@@ -155,7 +166,10 @@ if TYPE_CHECKING:  # the same names for type checkers: `X as X` marks a re-expor
         DataInfo as DataInfo,
         Evaluation as Evaluation,
         EvaluationPage as EvaluationPage,
+        PollEvent as PollEvent,
+        Precheck as Precheck,
         Sample as Sample,
+        SpecCheck as SpecCheck,
         Status as Status,
         metric_key as metric_key,
     )

@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 
 from ._core import DEFAULT, Config, Core, Gen, Match, Pager, Send, Sleep
-from ._models import BenchmarkLike, Evaluation, EvaluationPage, Sample, Status
+from ._models import (
+    Benchmark,
+    BenchmarkLike,
+    Evaluation,
+    EvaluationPage,
+    PollEvent,
+    Precheck,
+    Sample,
+    Status,
+)
 
 __all__ = ["Client"]
 
@@ -94,7 +103,7 @@ class Client:
                 elif isinstance(op, Sleep):
                     self._sleep(op.seconds)
                 else:
-                    op.callback(op.evaluation)
+                    op.callback(op.value)
             except Exception as exc:
                 error = exc
 
@@ -152,6 +161,7 @@ class Client:
         on_update: Callable[[Evaluation], Any] | None = None,
         max_poll_interval: float | None = None,
         raise_on_failure: bool = False,
+        on_poll: Callable[[PollEvent], Any] | None = None,
     ) -> Evaluation:
         """Poll until COMPLETED/FAILED/CANCELLED and return that terminal Evaluation.
 
@@ -167,6 +177,7 @@ class Client:
                 max_poll_interval=max_poll_interval,
                 on_update=on_update,
                 raise_on_failure=raise_on_failure,
+                on_poll=on_poll,
             )
         )
 
@@ -181,6 +192,40 @@ class Client:
     def list_benchmarks(self) -> list[str]:
         """Names of the benchmarks the coordinator supports."""
         return self._run(self._core.list_benchmarks())
+
+    def precheck(
+        self, model_uri: str | None, benchmarks: Iterable[BenchmarkLike] | BenchmarkLike
+    ) -> Precheck:
+        """What submitting ``benchmarks`` for ``model_uri`` would score, without queuing anything.
+
+        Per spec the data's digest and record count or its first problem (``.benchmarks``), and
+        the model's digest or problem. Raises PrecheckNotAvailableError against a coordinator
+        without the precheck route; ``model_uri=None`` checks the specs only.
+        """
+        return self._run(self._core.precheck(model_uri, benchmarks))
+
+    def find_for_each(
+        self,
+        job_id: str,
+        model_uri: str,
+        benchmarks: Iterable[BenchmarkLike] | BenchmarkLike,
+        checkpoint_id: str = "",
+        *,
+        since: datetime | float | None = None,
+        statuses: Iterable[Status | str] | None = None,
+        max_pages: int = 5,
+        accept: Callable[[Evaluation, Benchmark], bool] | None = None,
+    ) -> dict[Benchmark, Evaluation]:
+        """For each benchmark, the newest evaluation of the same job, model and checkpoint that
+        holds it (one newest-first listing scan, as :meth:`find_evaluation` makes).
+
+        ``accept(evaluation, benchmark)`` can refuse a candidate (e.g. on its content digests);
+        benchmarks nothing was found for are left out of the answer.
+        """
+        match = Match.build(
+            job_id, model_uri, benchmarks, checkpoint_id, since=since, statuses=statuses
+        )
+        return self._run(self._core.find_for_each(match, accept, max_pages=max_pages))
 
     def find_evaluation(
         self,

@@ -14,6 +14,7 @@ import enum
 __all__ = [
     "API_PREFIX",
     "JOB_FIELDS",
+    "PRECHECK_FIELDS",
     "SPEC_FIELDS",
     "SUBMIT_FIELDS",
     "TERMINAL_STATUSES",
@@ -159,8 +160,12 @@ class Field(enum.StrEnum):
     UPDATED_AT = "updated_at"
     STARTED_AT = "started_at"
     COMPLETED_AT = "completed_at"
+    CANCEL_REQUESTED = "cancel_requested"
     MODEL_DIGEST = "model_digest"
     """Content digest (``sha256:<hex>``) of the model artefact that was evaluated."""
+    # progress entry (one per benchmark spec)
+    COMPLETED = "completed"
+    TOTAL = "total"
     # per-benchmark result
     BENCHMARK = "benchmark"
     SCORE = "score"
@@ -176,7 +181,15 @@ class Field(enum.StrEnum):
     DIGEST = "digest"
     RECORDS = "records"
     SOURCE = "source"
-    # listings and pages
+    # precheck answer
+    PROBLEM = "problem"
+    """On a spec of a precheck answer: the first problem that would stop it (absent when none)."""
+    MODEL_PROBLEM = "model_problem"
+    """On a precheck answer: why the model cannot be evaluated (absent when it can)."""
+    # listings and pages (a listed item is the evaluation's own job record)
+    TYPE = "type"
+    LABELS = "labels"
+    PARENT_JOB_ID = "parent_job_id"
     EVALUATIONS = "evaluations"
     SAMPLES = "samples"
     NEXT_PAGE_TOKEN = "next_page_token"
@@ -243,3 +256,5 @@ SPEC_FIELDS = (Field.NAME, Field.DATASET, Field.NUM_SAMPLES, Field.PARAMETERS)
 """The keys of one benchmark spec in a submit body."""
 JOB_FIELDS = (Field.JOB_ID, Field.MODEL_URI, Field.STATUS)
 """The keys of a job registration body (``POST /jobs``)."""
+PRECHECK_FIELDS = (Field.MODEL_URI, Field.BENCHMARKS)
+"""The keys of a precheck body (``POST /precheck``): specs as in a submit, the model optional."""

@@ -38,6 +38,7 @@ from ._errors import (
     EvaluationFailedError,
     NotFoundError,
     PermissionDeniedError,
+    PrecheckNotAvailableError,
     ProtocolError,
     RateLimitError,
     SamplesNotAvailableError,
@@ -47,8 +48,14 @@ from ._errors import (
     UnprocessableEntityError,
     WaitTimeoutError,
 )
-from ._models import Benchmark, Evaluation, Status
-from ._normalise import error_message, parse_evaluation, parse_page, parse_sample_page
+from ._models import Benchmark, Evaluation, PollEvent, Status
+from ._normalise import (
+    error_message,
+    parse_evaluation,
+    parse_page,
+    parse_precheck,
+    parse_sample_page,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -228,10 +235,10 @@ class Sleep:
 
 @dataclass
 class Notify:
-    """Call ``callback(evaluation)``; the async driver awaits it if it returns an awaitable."""
+    """Call ``callback(value)``; the async driver awaits it if it returns an awaitable."""
 
-    callback: Callable[[Evaluation], Any]
-    evaluation: Evaluation
+    callback: Callable[[Any], Any]
+    value: Any
 
 
 Op = Send | Sleep | Notify
@@ -507,10 +514,32 @@ class PollState:
         )
         self.cap = max(self.cap, self.interval)
         self.last: Evaluation | None = None
+        self.last_error: Exception | None = None
+        self.failing_since: float | None = None
         self._warned_unknown = False
 
     def remaining(self) -> float:
         return self.deadline - self.core.clock()
+
+    def fail(self, exc: Exception) -> None:
+        """Record a failed poll (the wait goes on): when the failures began, the latest error."""
+        self.last_error = exc
+        if self.failing_since is None:
+            self.failing_since = self.core.clock()
+
+    def failing_for(self) -> float | None:
+        """Seconds the polls have been failing in a row; None when the last one was answered."""
+        return None if self.failing_since is None else self.core.clock() - self.failing_since
+
+    def event(self) -> PollEvent:
+        """What the polls have seen so far, for an ``on_poll`` callback."""
+        return PollEvent(
+            self.evaluation_id,
+            self.core.clock() - self.started,
+            self.last,
+            self.last_error if self.failing_since is not None else None,
+            self.failing_for(),
+        )
 
     def observe(self, ev: Evaluation) -> bool:
         """Record a snapshot; True when it differs from the previous one."""
@@ -523,13 +552,21 @@ class PollState:
             )
         changed = ev != self.last
         self.last = ev
+        self.failing_since = None
         return changed
 
     def next_delay(self) -> float:
         """Seconds to sleep before the next poll; raises WaitTimeoutError past the deadline."""
         rem = self.remaining()
         if rem <= 0:
-            raise WaitTimeoutError(self.evaluation_id, self.last, self.core.clock() - self.started)
+            failing = self.failing_for()
+            raise WaitTimeoutError(
+                self.evaluation_id,
+                self.last,
+                self.core.clock() - self.started,
+                last_error=self.last_error if failing is not None else None,
+                failing_for=failing,
+            )
         delay = self.interval * self.core.rng.uniform(0.75, 1.0)
         self.interval = min(self.interval * 1.5, self.cap)
         return min(delay, rem)
@@ -631,13 +668,17 @@ class Match:
             return Screen.SKIP
         return Screen.CHECK
 
-    def matches(self, ev: Evaluation) -> bool:
-        """True when a full record has the same job, model, checkpoint and benchmark keys."""
+    def same_run(self, ev: Evaluation) -> bool:
+        """True when a full record has the same job, model and checkpoint (and a wanted status)."""
         if ev.job_id != self.job_id or ev.model_uri != self.model_uri:
             return False
         if (ev.checkpoint_id or "") != self.checkpoint_id:
             return False
-        if self.statuses is not None and ev.status not in self.statuses:
+        return self.statuses is None or ev.status in self.statuses
+
+    def matches(self, ev: Evaluation) -> bool:
+        """True when a full record has the same job, model, checkpoint and benchmark keys."""
+        if not self.same_run(ev):
             return False
         if ev.benchmarks:
             return Counter(b.key() for b in ev.benchmarks) == Counter(
@@ -819,8 +860,11 @@ class Core:
             if isinstance(b, str) or (isinstance(b, Mapping) and b.get("name"))
         ]
 
-    def find(self, match: Match, *, max_pages: int = 5, page_size: int = 50) -> Gen:
-        """Newest-first scan of the listing for an evaluation ``match`` accepts; None if none."""
+    def _scan(
+        self, match: Match, max_pages: int, page_size: int, visit: Callable[[Evaluation], bool]
+    ) -> Gen:
+        """Walk the listing newest first (within ``match``'s window), GETting candidates' full
+        records; return the first record ``visit`` accepts, None when none does."""
         pager = Pager(page_size, max_pages=max_pages)
         while pager.more:
             page = yield from self.list_page(pager.page_size, pager.token)
@@ -836,9 +880,41 @@ class Core:
                         full = yield from self.get(item.evaluation_id)
                     except NotFoundError:
                         continue
-                if match.matches(full):
+                if visit(full):
                     return full
         return None
+
+    def find(self, match: Match, *, max_pages: int = 5, page_size: int = 50) -> Gen:
+        """Newest-first scan of the listing for an evaluation ``match`` accepts; None if none."""
+        return (yield from self._scan(match, max_pages, page_size, match.matches))
+
+    def find_for_each(
+        self,
+        match: Match,
+        accept: Callable[[Evaluation, Benchmark], bool] | None = None,
+        *,
+        max_pages: int = 5,
+        page_size: int = 50,
+    ) -> Gen:
+        """For each benchmark of ``match``, the newest evaluation of the same job, model and
+        checkpoint (in ``match``'s statuses) whose specs hold it and that ``accept`` allows.
+
+        One scan serves every benchmark; it stops once each has one. Returns a dict
+        ``{Benchmark: Evaluation}`` without the benchmarks nothing was found for.
+        """
+        wanted = dict.fromkeys(match.benchmarks)
+        found: dict[Benchmark, Evaluation] = {}
+
+        def visit(ev: Evaluation) -> bool:
+            if match.same_run(ev):
+                held = {b.key() for b in ev.benchmarks}
+                for spec in wanted:
+                    if spec not in found and spec.key() in held and (accept or _yes)(ev, spec):
+                        found[spec] = ev
+            return len(found) == len(wanted)
+
+        yield from self._scan(match, max_pages, page_size, visit)
+        return found
 
     def submit(self, job_id: str, model_uri: str, benchmarks: Any, checkpoint_id: str = "") -> Gen:
         """POST an evaluation; an ambiguous failure is re-sent under the same key or looked up first."""
@@ -883,8 +959,13 @@ class Core:
         max_poll_interval: float | None = None,
         on_update: Callable[[Evaluation], Any] | None = None,
         raise_on_failure: bool = False,
+        on_poll: Callable[[PollEvent], Any] | None = None,
     ) -> Gen:
-        """Poll until a terminal status; transient GET failures only cost time, never end the wait."""
+        """Poll until a terminal status; transient GET failures only cost time, never end the wait.
+
+        ``on_update`` sees each changed snapshot; ``on_poll`` a ``PollEvent`` after every poll,
+        answered or failed (to show that a wait is alive, or that the coordinator is not).
+        """
         _check_id("evaluation_id", evaluation_id)
         poll = PollState(self, evaluation_id, timeout, poll_interval, max_poll_interval)
         while True:
@@ -892,6 +973,8 @@ class Core:
                 ev = yield from self.get(evaluation_id, deadline=max(poll.remaining(), 0.001))
             except (APIConnectionError, ServerError, RateLimitError, ProtocolError) as exc:
                 logger.info("polling %s: %s; will poll again", evaluation_id, exc)
+                if not (isinstance(exc, APITimeoutError) and poll.remaining() <= 0):
+                    poll.fail(exc)  # a poll cut short by the wait's own deadline is no failure
             else:
                 if poll.observe(ev) and on_update is not None:
                     yield Notify(on_update, ev)
@@ -899,7 +982,30 @@ class Core:
                     if raise_on_failure and ev.status is not Status.COMPLETED:
                         raise EvaluationFailedError(ev)
                     return ev
+            if on_poll is not None:
+                yield Notify(on_poll, poll.event())
             yield Sleep(poll.next_delay())
+
+    def precheck(self, model_uri: str | None, benchmarks: Any) -> Gen:
+        """Ask what submitting ``benchmarks`` for ``model_uri`` would score, queuing nothing.
+
+        PrecheckNotAvailableError when the coordinator has no precheck route (404/405/501).
+        """
+        asked = coerce_benchmarks(benchmarks)
+        body: dict[str, Any] = {Field.BENCHMARKS: [b.to_request() for b in asked]}
+        if model_uri is not None:
+            body[Field.MODEL_URI] = _check_id("model_uri", model_uri)
+        try:
+            data = yield from self.request(Spec("POST", Route.PRECHECK, json=body))
+        except APIStatusError as exc:
+            if exc.status_code not in (404, 405, 501):
+                raise
+            raise PrecheckNotAvailableError(self.config.host) from None
+        return parse_precheck(data, asked)
+
+
+def _yes(ev: Evaluation, spec: Benchmark) -> bool:
+    return True
 
 
 def _is_transport_error(exc: BaseException) -> bool:

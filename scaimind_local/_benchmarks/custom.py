@@ -4,19 +4,29 @@ Fields: the prompt is `prompt`, `input` or `question`; the reference is `referen
 `answer` or `output` (a string or a list of accepted strings); `id` is optional; other fields
 are kept in the per-sample record. Parameters: `max_new_tokens` (64), `temperature` (0),
 `match` (`exact` | `contains` | `regex` | `numeric`), `pattern` (regex extraction), `tolerance`.
+
+Regular expressions (the `pattern` parameter, the references of `match=regex`) come from users,
+so they run in the third-party `regex` engine with a time limit per match (server setting
+`regex_timeout`, default 1 s) and without holding the GIL; a pattern that exceeds it fails the
+benchmark with the reason instead of freezing a worker.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+import regex
+
 from .._backends.base import ModelBackend
+from .._digest import PREFIX
+from .._drive import open_regular, regular_file
+from .._json import load_json
 from ._shared import float_param, int_param, mean, mean_stderr
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 PROMPT_FIELDS = ("prompt", "input", "question")
 REFERENCE_FIELDS = ("reference", "target", "answer", "output")
@@ -24,6 +34,7 @@ MATCHES = ("exact", "contains", "regex", "numeric")
 PARAMETERS = ("max_new_tokens", "temperature", "match", "pattern", "tolerance")
 MAX_LINE = 1 << 20
 DEFAULT_MAX_DATASET = 100 << 20
+DEFAULT_REGEX_TIMEOUT = 1.0
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -38,10 +49,11 @@ def _number(text: str) -> float | None:
 
 
 class _Options:
-    """The parameters of one spec, parsed once."""
+    """The parameters of one spec, parsed once, and the time limit of one regex match."""
 
-    def __init__(self, spec: BenchmarkSpec) -> None:
+    def __init__(self, spec: BenchmarkSpec, regex_timeout: float = DEFAULT_REGEX_TIMEOUT) -> None:
         p = spec.parameters
+        self.regex_timeout = regex_timeout
         unknown = sorted(set(p) - set(PARAMETERS))
         if unknown:
             raise InvalidBenchmark(
@@ -57,26 +69,37 @@ class _Options:
                 f"{spec.name}: match={self.match!r} is not one of {', '.join(MATCHES)}"
             )
         try:
-            self.pattern = re.compile(p["pattern"]) if "pattern" in p else None
-        except re.error as exc:
+            self.pattern = regex.compile(p["pattern"]) if "pattern" in p else None
+        except (regex.error, RecursionError) as exc:
             raise InvalidBenchmark(f"{spec.name}: pattern is not a valid regex: {exc}") from None
 
-    def correct(self, reply: str, references: list[str]) -> bool:
+    def _search(self, pattern: Any, reply: str, what: str) -> Any:
+        """`regex.search` within the time limit; past it, InvalidBenchmark saying which."""
+        try:
+            return regex.search(pattern, reply, timeout=self.regex_timeout, concurrent=True)
+        except TimeoutError:
+            raise InvalidBenchmark(
+                f"{what} took longer than {self.regex_timeout:g} s to match a "
+                "completion (nested quantifiers such as (a|aa)+ backtrack without end): "
+                "simplify it"
+            ) from None
+
+    def correct(self, reply: str, references: list[str], where: str = "the dataset") -> bool:
         reply = reply[:MAX_LINE]
         if self.pattern is not None:
-            found = self.pattern.search(reply)
+            found = self._search(self.pattern, reply, "the pattern parameter")
             if found is None:
                 return False
             reply = found.group(1) if self.pattern.groups else found.group(0)
-        return any(self._one(reply, ref) for ref in references)
+        return any(self._one(reply, ref, where) for ref in references)
 
-    def _one(self, reply: str, ref: str) -> bool:
+    def _one(self, reply: str, ref: str, where: str) -> bool:
         if self.match == "contains":
             return _normalise(ref) in _normalise(reply)
         if self.match == "regex":
             try:
-                return re.search(ref, reply) is not None
-            except re.error:
+                return self._search(ref, reply, f"the regex reference of {where}") is not None
+            except (regex.error, RecursionError):
                 return False
         if self.match == "numeric":
             got, want = _number(reply), _number(ref)
@@ -88,26 +111,35 @@ class _Options:
         return _normalise(reply) == _normalise(ref)
 
 
+def _options(spec: BenchmarkSpec, ctx: RunContext) -> _Options:
+    return _Options(spec, float(ctx.settings.get("regex_timeout") or DEFAULT_REGEX_TIMEOUT))
+
+
 def _pick(record: dict[str, Any], fields: tuple[str, ...]) -> Any:
     return next((record[f] for f in fields if f in record), None)
 
 
-def read_records(path: Path, uri: str, limit: int | None) -> list[dict[str, Any]]:
-    """The first `limit` records of a JSONL file; a bad line raises with its number."""
+def read_records(
+    path: Path, uri: str, limit: int | None, hasher: Any = None
+) -> list[dict[str, Any]]:
+    """The first `limit` records of a JSONL file; a bad line raises with its number.
+
+    `hasher` (a hashlib object) is fed every line read, so with `limit=None` it digests the
+    exact bytes that were parsed.
+    """
     records: list[dict[str, Any]] = []
-    with path.open("rb") as fh:
+    with open_regular(path, uri) as fh:
         for number, raw in enumerate(fh, start=1):
             if limit is not None and len(records) >= limit:
                 break
+            if hasher is not None:
+                hasher.update(raw)
             if len(raw) > MAX_LINE:
                 raise ValueError(f"{uri} line {number}: longer than 1 MiB")
             if not raw.strip():
                 continue
             where = f"{uri} line {number}"
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{where}: invalid JSON ({exc})") from None
+            record = load_json(raw, where, error=InvalidBenchmark)
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
             prompt, reference = _pick(record, PROMPT_FIELDS), _pick(record, REFERENCE_FIELDS)
@@ -131,22 +163,31 @@ class CustomRunner:
     name = "custom-"
 
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
-        _Options(spec)
+        _options(spec, ctx)
         if not spec.dataset:
             raise InvalidBenchmark(
                 f"benchmark {spec.name!r} needs a dataset: a scaidrive://org/path JSONL file"
             )
-        path = ctx.resolve_path(spec.dataset)
-        if not path.is_file():
-            raise InvalidBenchmark(f"dataset {spec.dataset!r} does not exist on this coordinator")
+        size = regular_file(ctx.resolve_path(spec.dataset), spec.dataset).st_size
         limit = int(ctx.settings.get("custom_max_bytes") or DEFAULT_MAX_DATASET)
-        if path.stat().st_size > limit:
+        if size > limit:
             raise InvalidBenchmark(
                 f"dataset {spec.dataset!r} is larger than this coordinator's limit of {limit} bytes"
             )
 
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """Validate, then parse every line: the digest of the file, its record count."""
+        self.validate(spec, ctx)
+        assert spec.dataset is not None
+        hasher = hashlib.sha256()
+        try:
+            records = read_records(ctx.resolve_path(spec.dataset), spec.dataset, None, hasher)
+        except ValueError as exc:
+            raise InvalidBenchmark(str(exc)) from None
+        return DataInfo(PREFIX + hasher.hexdigest(), len(records), spec.dataset)
+
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
-        options = _Options(spec)
+        options = _options(spec, ctx)
         assert spec.dataset is not None
         records = read_records(ctx.resolve_path(spec.dataset), spec.dataset, spec.num_samples)
         total = len(records)
@@ -159,7 +200,7 @@ class CustomRunner:
                 temperature=options.temperature,
                 stop=None,
             )
-            ok = options.correct(reply, record["_refs"])
+            ok = options.correct(reply, record["_refs"], f"line {record['_line']}")
             samples.append(
                 {
                     "id": str(record.get("id", record["_line"])),

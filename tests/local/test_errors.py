@@ -1,11 +1,33 @@
-"""Every 4xx the coordinator answers, each as `{"error": {"code", "message"}}`."""
+"""Every 4xx the coordinator answers, each as `{"error": {"code", "message"}}`; the error
+tree behind them; and the client side's one-line errors (httpx, never the key)."""
 
 from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
+import scaimind_local
 from scaimind_local import ApiCallError, LocalCoordinator
+from scaimind_local._app import MAX_DEPTH, parse_json
+from scaimind_local._errors import (
+    ApiError,
+    BadRequest,
+    FailedPrecondition,
+    HeadersTooLarge,
+    InvalidBenchmark,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthenticated,
+    UnprocessableEntity,
+)
+from scaimind_nb._contract import ErrorCode
 
 from ._util import API, submit, wait_for
 
@@ -19,7 +41,9 @@ def _error(resp: httpx.Response, status: int, *words: str) -> str:
     return str(error["code"])
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc", "Bearer"])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong", "Basic abc", "Bearer", "Bearerkey", "Token x", ""]
+)
 def test_401_without_a_valid_key(coordinator: LocalCoordinator, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
     for method, path in [("GET", "/evaluations"), ("POST", "/jobs"), ("GET", "/benchmarks")]:
@@ -143,3 +167,86 @@ def test_register_job_raises_the_servers_message(coordinator: LocalCoordinator) 
     with pytest.raises(ApiCallError, match="HTTP 400: status 'DONE' is not one of") as info:
         coordinator.register_job("job_x", "scaidrive://m", status="DONE")
     assert coordinator.api_key not in str(info.value)
+
+
+def test_each_error_class_is_one_status_and_its_code() -> None:
+    statuses = {
+        BadRequest: 400,
+        Unauthenticated: 401,
+        NotFound: 404,
+        RequestTimeout: 408,
+        FailedPrecondition: 409,
+        PayloadTooLarge: 413,
+        UnprocessableEntity: 422,
+        HeadersTooLarge: 431,
+    }
+    for cls, status in statuses.items():
+        error = cls("why")
+        assert isinstance(error, ApiError) and error.status == status and error.message == "why"
+        assert error.code == ErrorCode.for_status(status) != ErrorCode.UNKNOWN
+    assert ApiError("x", status=405).code == ErrorCode.METHOD_NOT_ALLOWED
+
+
+def test_invalid_benchmark_is_the_400_runners_raise() -> None:
+    assert issubclass(InvalidBenchmark, BadRequest) and issubclass(InvalidBenchmark, ValueError)
+    assert scaimind_local.InvalidBenchmark is InvalidBenchmark
+    assert str(InvalidBenchmark("mmlu: no data")) == "mmlu: no data"
+
+
+def _cli(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scaimind_local", *args],
+        env={**os.environ, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_cli_list_into_a_closed_pipe_ends_quietly(scored_setup, api: httpx.Client) -> None:
+    """`scaimind-local list | head`: no BrokenPipeError traceback when the reader leaves."""
+    coord, job_id, _, benchmark, _ = scored_setup
+    assert submit(api, job_id, benchmark).status_code == 200
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    try:
+        done = _cli(coord.env(), "list", "--limit", "5", stdout=write)
+    finally:
+        os.close(write)
+    assert done.stderr == "", done.stderr
+    assert done.returncode == 141
+
+
+def test_cli_errors_are_one_line_and_never_the_key(coordinator: LocalCoordinator) -> None:
+    unreachable = _cli({**coordinator.env(), "SCAIGRID_HOST": "http://127.0.0.1:9"}, "list")
+    wrong_key = _cli({**coordinator.env(), "SCAIGRID_API_KEY": "sk-wrong-key"}, "list")
+    for done, words in [(unreachable, "cannot reach http://127.0.0.1:9"), (wrong_key, "HTTP 401")]:
+        assert done.returncode != 0
+        assert done.stderr.startswith(f"error: {words}") and done.stderr.count("\n") == 1
+        assert coordinator.api_key not in done.stderr and "sk-wrong-key" not in done.stderr
+
+
+def test_no_module_brings_a_third_http_client() -> None:
+    """httpx is the one HTTP client (plus Starlette/uvicorn on the serving side)."""
+    package = Path(scaimind_local.__file__).parent
+    banned = {"urllib.request", "http.client", "requests", "aiohttp", "urllib3"}
+    for file in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not banned & set(names), f"{file.name} imports {banned & set(names)}"
+
+
+def test_request_json_nests_at_most_max_depth_levels() -> None:
+    assert MAX_DEPTH == 32
+    assert parse_json("[" * 32 + "]" * 32, "body")
+    with pytest.raises(BadRequest, match="nested more than 32 levels"):
+        parse_json("[" * 33 + "]" * 33, "body")
+    with pytest.raises(BadRequest, match="nested more than 32 levels"):
+        parse_json('{"a":' * 33 + "1" + "}" * 33, "body")

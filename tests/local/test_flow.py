@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import httpx
@@ -28,25 +29,33 @@ def _slow_job(
 
 
 def test_scored_setup_completes_with_exact_score(scored_setup, api: httpx.Client) -> None:
-    _coord, job_id, model_uri, benchmark, expected = scored_setup
+    coord, job_id, model_uri, benchmark, expected = scored_setup
     resp = submit(api, job_id, benchmark, model_uri=model_uri, checkpoint_id="ckpt-7")
     assert resp.status_code == 200
     queued = resp.json()["data"]
     assert queued["status"] == "QUEUED"
     assert queued["evaluation_id"].startswith("eval_")
     assert queued["checkpoint_id"] == "ckpt-7"
+    file = coord.drive_root / benchmark["dataset"].removeprefix("scaidrive://")
     assert queued["benchmarks"] == [
         {
             "name": benchmark["name"],
             "dataset": benchmark["dataset"],
             "num_samples": "0",
             "parameters": {},
+            "data": {
+                "digest": "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest(),
+                "records": 4,
+                "source": benchmark["dataset"],
+            },
         }
     ]
+    assert queued["model_digest"].startswith("sha256:")
     done = wait_for(api, queued["evaluation_id"])
     assert done["status"] == "COMPLETED", done
     [result] = done["results"]
     assert result["benchmark"] == benchmark["name"]
+    assert result["status"] == "COMPLETED"
     assert result["score"] == expected == result["metrics"]["exact_match"]
     assert result["num_samples"] == "4"
     assert math.isclose(result["stderr"]["exact_match"], math.sqrt(0.75 * 0.25 / 3))
@@ -109,23 +118,20 @@ def test_num_samples_and_repeated_benchmarks_keep_spec_order(
     ]
 
 
-def test_malformed_line_fails_with_its_number_and_server_survives(
+def test_malformed_line_is_refused_at_submit_with_its_number_and_server_survives(
     coordinator: LocalCoordinator, api: httpx.Client, unique: str
 ) -> None:
     job_id, _ = _slow_job(coordinator, unique, delay=0)
     bad = coordinator.drive_root / f"org/eval/bad-{unique}.jsonl"
     bad.write_text('{"prompt": "q0", "reference": "a0"}\n\n{"prompt": "q1", oops}\n')
     uri = f"scaidrive://org/eval/bad-{unique}.jsonl"
-    eid = submit(api, job_id, {"name": "custom-bad", "dataset": uri}).json()["data"][
-        "evaluation_id"
-    ]
-    done = wait_for(api, eid)
-    assert done["status"] == "FAILED"
-    assert "line 3" in done["error"]["message"] and "custom-bad" in done["error"]["message"]
+    resp = submit(api, job_id, {"name": "custom-bad", "dataset": uri})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"].startswith(f"{uri} line 3 is not valid JSON")
     assert api.get("/benchmarks").status_code == 200
 
 
-def test_model_exception_fails_the_evaluation_with_the_reason(
+def test_model_exception_fails_each_benchmark_with_the_reason(
     coordinator: LocalCoordinator, api: httpx.Client, unique: str
 ) -> None:
     model = write_model(
@@ -133,13 +139,20 @@ def test_model_exception_fails_the_evaluation_with_the_reason(
     )
     dataset = write_custom_dataset(coordinator.drive_root, f"org/eval/one-{unique}.jsonl", ROWS[:1])
     coordinator.register_job(f"job_broken_{unique}", model)
-    specs = [{"name": "custom-x", "dataset": dataset}]
+    specs = [{"name": "custom-x", "dataset": dataset}, {"name": "custom-y", "dataset": dataset}]
     eid = submit(api, f"job_broken_{unique}", *specs).json()["data"]["evaluation_id"]
     done = wait_for(api, eid)
     assert done["status"] == "FAILED"
-    assert done["error"]["code"] == "BENCHMARK_FAILED"
-    assert "GPU on fire" in done["error"]["message"]
-    assert done["results"] == []
+    assert done["error"] == {
+        "code": "BENCHMARK_FAILED",
+        "message": "benchmark custom-x failed: RuntimeError: GPU on fire; "
+        "benchmark custom-y failed: RuntimeError: GPU on fire",
+    }
+    assert [(r["benchmark"], r["status"], r["error"]["message"]) for r in done["results"]] == [
+        ("custom-x", "FAILED", "RuntimeError: GPU on fire"),
+        ("custom-y", "FAILED", "RuntimeError: GPU on fire"),
+    ]
+    assert all(r["metrics"] == {} and "score" not in r for r in done["results"])
 
 
 def test_model_uri_defaults_to_the_jobs_model(scored_setup, api: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -11,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from scaimind_local._store import Store, dump_json, render_evaluation
+from scaimind_local._app import RecordReader
+from scaimind_local._drive import Drive
+from scaimind_local._render import dump_json, render_evaluation
+from scaimind_local._store import Store
 
 SPEC = [{"name": "custom-qa", "dataset": "scaidrive://org/eval/qa.jsonl", "num_samples": 5}]
 RESULT = {
@@ -138,6 +142,30 @@ def test_a_file_without_renderings_is_rendered_on_open(tmp_path: Path) -> None:
         reopened.close()
 
 
+def test_stored_records_show_drive_uris_not_server_paths(tmp_path: Path) -> None:
+    """What runners and errors write (mmlu's `extra.dataset`, a failure message) is cleaned."""
+    drive = Drive(tmp_path / "drive", private={"db": tmp_path})
+    s = Store(tmp_path / "paths.sqlite", hide=drive.hide_all)
+    try:
+        eval_id = _running(s)
+        extra = {"spec_index": 0, "dataset": f"{drive.root}/org/mmlu", "n": 3}
+        progress = [{"benchmark": "custom-qa", "completed": 5, "total": 5}]
+        s.add_result(eval_id, [{**RESULT, "extra": extra}], progress, 0, "custom-qa", [])
+        message = f"mmlu: cannot read {drive.root}/org/mmlu/x_test.csv (see {tmp_path}/log)"
+        s.finish(eval_id, "FAILED", {"code": "BENCHMARK_FAILED", "message": message})
+        rendered = s.get_rendered(eval_id)
+        assert rendered is not None and str(tmp_path).encode() not in rendered
+        record = json.loads(rendered)
+        assert record["results"][0]["extra"] == {**extra, "dataset": "scaidrive://org/mmlu"}
+        assert record["error"]["message"] == (
+            "mmlu: cannot read scaidrive://org/mmlu/x_test.csv (see <db>/log)"
+        )
+        row = s.get_evaluation(eval_id)  # the row keeps what was written; only output is cleaned
+        assert row is not None and row["error"]["message"] == message
+    finally:
+        s.close()
+
+
 def test_get_serves_the_stored_record_in_its_envelope(scored_setup: Any, api: httpx.Client) -> None:
     _coord, job_id, model_uri, benchmark, _ = scored_setup
     body = {"job_id": job_id, "model_uri": model_uri, "benchmarks": [benchmark]}
@@ -150,3 +178,30 @@ def test_get_serves_the_stored_record_in_its_envelope(scored_setup: Any, api: ht
     assert data["created_at"] == submitted["created_at"]
     missing = api.get("/evaluations/eval_missing")
     assert missing.status_code == 404 and "eval_missing" in missing.json()["error"]["message"]
+
+
+def test_gets_queued_together_are_read_with_one_select(store: Store) -> None:
+    """The reader thread answers every GET queued since its last wake-up with one query."""
+    ids = [store.create_evaluation("job", "scaidrive://org/m", "", SPEC)["id"] for _ in range(3)]
+    asked: list[list[str]] = []
+    read = store.get_rendered_many
+
+    def counting(eval_ids: list[str]) -> dict[str, bytes]:
+        asked.append(sorted(eval_ids))
+        return read(eval_ids)
+
+    store.get_rendered_many = counting  # type: ignore[method-assign]
+    reader = RecordReader(store)
+
+    async def gets() -> list[bytes | None]:
+        pending = [asyncio.ensure_future(reader.rendered(i)) for i in [*ids, "eval_missing"]]
+        await asyncio.sleep(0)  # one turn of the loop: every GET has queued its id
+        reader.start()
+        return list(await asyncio.gather(*pending))
+
+    try:
+        answers = asyncio.run(gets())
+    finally:
+        reader.stop()
+    assert asked == [sorted([*ids, "eval_missing"])]
+    assert answers == [read([i])[i] for i in ids] + [None]

@@ -125,6 +125,6 @@ def test_release_checklist(tmp_path: Path) -> None:
     )
     assert "1 passed" in cell(nb, "import pathlib").outputs[0]["text"]
     report = outputs(cell(nb, "from IPython.display import Markdown"), "text/markdown")[0]
-    assert "1/1 passed" in report and "PASS" in report
+    assert "1 of 1 passed" in report and "PASS" in report
     assert evaluation_id in report  # the plugin reused the notebook's evaluation
     assert "RELEASE READY" in cell(nb, "ready =").outputs[0]["text"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,38 @@ class GateProject:
             *extra,
         ]
 
+    def write_suite(self, extra: str = "", big_n: int | None = None) -> None:
+        """The standard gate suite: 5 gates pass on big (0.95) and qa (0.75), test_qa_fails
+        fails, one plain test passes; `big_n` sets num_samples on test_big_passes alone."""
+        n = f", num_samples={big_n}" if big_n else ""
+        self.pytester.makepyfile(
+            test_release=f'''
+import pytest
+from pytest_scaimind import assert_benchmark
+
+BIG = "{self.big}"
+QA = "{self.qa}"
+
+def test_big_passes():
+    result = assert_benchmark("custom-big", dataset=BIG, min_score=0.9{n})
+    assert result.num_samples == {big_n or 20}
+
+def test_qa_fails():
+    assert_benchmark("custom-qa", dataset=QA, min_score=0.8)
+
+def test_qa_shared_spec_passes():
+    assert_benchmark("custom-qa", dataset=QA, min_score=0.7)
+
+@pytest.mark.parametrize("floor", [0.5, 0.6])
+def test_parametrized(floor):
+    assert_benchmark("custom-big", dataset=BIG, min_score=floor)
+
+def test_not_a_gate():
+    assert 1 + 1 == 2
+{extra}
+'''
+        )
+
     def run(self, *extra: str) -> pytest.RunResult:
         """Run the project's tests in-process against the coordinator."""
         return self.pytester.runpytest(*self.args(*extra))
@@ -54,6 +88,33 @@ class GateProject:
                 "SELECT id FROM evaluations WHERE job_id = ? ORDER BY seq", (self.job_id,)
             )
             return [r[0] for r in rows]
+
+    def submitted(self) -> list[list[dict[str, Any]]]:
+        """The benchmark specs of each evaluation of the job, oldest first (from the SQLite file)."""
+        with sqlite3.connect(self.coordinator.db_path) as conn:
+            rows = conn.execute(
+                "SELECT benchmarks FROM evaluations WHERE job_id = ? ORDER BY seq", (self.job_id,)
+            )
+            return [
+                [{k: v for k, v in b.items() if k != "data"} for b in json.loads(r[0])]
+                for r in rows
+            ]
+
+    def rows(self, uri: str) -> list[dict[str, Any]]:
+        """The records of a dataset on the drive."""
+        file = self.coordinator.drive_root / uri.removeprefix("scaidrive://")
+        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+    def rewrite(self, uri: str, rows: list[dict[str, Any]]) -> None:
+        """Replace a dataset's content under the same URI."""
+        from scaimind_local.testing import write_custom_dataset
+
+        write_custom_dataset(self.coordinator.drive_root, uri, rows)
+
+    def status(self, evaluation_id: str) -> str:
+        with sqlite3.connect(self.coordinator.db_path) as conn:
+            row = conn.execute("SELECT status FROM evaluations WHERE id = ?", (evaluation_id,))
+            return str(row.fetchone()[0])
 
     def model(self, path: str, **options: Any) -> str:
         """Another scripted model on the drive (e.g. a slow or failing one)."""
@@ -111,3 +172,20 @@ def gate_project(
     job_id = f"job_gate_{unique}"
     coordinator.register_job(job_id, model_uri)
     return GateProject(pytester, coordinator, job_id, model_uri, big, qa)
+
+
+@pytest.fixture
+def front(coordinator: LocalCoordinator) -> Iterator[Any]:
+    """Make `scaimind_local.testing.Proxy`s in front of the session coordinator (an older or a
+    vanishing one); all are stopped after the test."""
+    from scaimind_local.testing import Proxy
+
+    made: list[Proxy] = []
+
+    def make(**kwargs: Any) -> Proxy:
+        made.append(Proxy(coordinator.url, **kwargs))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_scaimind._collect import Scanner
-from pytest_scaimind._evaluations import plan_batches, request_key
+from pytest_scaimind._evaluations import Serving, plan_batches, request_key, reuse_key
 from pytest_scaimind._gates import label, make_gate
 
 SOURCE = """
@@ -17,14 +17,14 @@ BENCH = "hellaswag"
 
 def test_literal():
     assert_benchmark("mmlu", min_score=0.6, num_samples=100)
-    assert_benchmark("custom-qa", dataset="scaidrive://o/eval/qa.jsonl", parameters={"temperature": "0.0"})
+    assert_benchmark("custom-qa", dataset="scaidrive://o/eval/qa.jsonl", parameters={"temperature": "0.0"}, min_score=0.5)
 
 @pytest.mark.parametrize("name", ["arc", "gsm8k"])
 def test_param(name):
     assert_benchmark(name, min_score=0.1)
 
 def test_constant():
-    pytest_scaimind.assert_benchmark(BENCH)
+    pytest_scaimind.assert_benchmark(BENCH, max_drop=0.02)
 
 def test_dynamic():
     for name in ["x", "y"]:
@@ -81,13 +81,30 @@ def test_scanner_rejects_bad_literal_arguments(pytester):
         Scanner().scan(items[0])
 
 
+def test_a_literal_gate_without_a_criterion_is_refused_but_a_marker_declares_a_spec(pytester):
+    items = pytester.getitems(
+        "import pytest\n"
+        "from pytest_scaimind import assert_benchmark\n"
+        "def test_nothing():\n    assert_benchmark('mmlu', num_samples=10)\n"
+        "@pytest.mark.scaimind('mmlu', num_samples=10)\n"
+        "def test_declared():\n    assert_benchmark(pick(), min_score=0.5)\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"assert_benchmark\('mmlu'\) sets no criterion: pass min_score="
+    ):
+        Scanner().scan(items[0])
+    declared = Scanner().scan(items[1])
+    assert declared is not None and declared.dynamic
+    assert [label(g.spec) for g in declared.gates] == ["mmlu[n=10]"]
+
+
 def test_identical_specs_share_and_same_names_split():
-    a = make_gate("mmlu", num_samples=10).spec
-    b = make_gate("mmlu", num_samples=10).spec
-    c = make_gate("mmlu", num_samples=20).spec
-    d = make_gate("arc").spec
+    a = make_gate("mmlu", num_samples=10, spec_only=True).spec
+    b = make_gate("mmlu", num_samples=10, spec_only=True).spec
+    c = make_gate("mmlu", num_samples=20, spec_only=True).spec
+    d = make_gate("arc", spec_only=True).spec
     batches = plan_batches([a, d, b, c])
-    assert [[label(s) for s in batch.specs] for batch in batches] == [
+    assert [[label(s) for s in batch] for batch in batches] == [
         ["mmlu[n=10]", "arc"],
         ["mmlu[n=20]"],
     ]
@@ -128,16 +145,70 @@ def test_every_benchmark_field_is_part_of_the_reuse_key():
     base = {"name": "custom-a", "dataset": "scaidrive://o/a.jsonl"}
     for field in dataclasses.fields(Benchmark):
         assert field.name in variants, f"classify Benchmark.{field.name} for the reuse key"
-        keys = {
+        specs = [Benchmark.coerce({**base, field.name: value}) for value in variants[field.name]]
+        request_keys = {
             request_key(
                 "h",
-                {
-                    "job_id": "j",
-                    "model_uri": "m",
-                    "checkpoint_id": "",
-                    "benchmarks": [{**base, field.name: value}],
-                },
+                {"job_id": "j", "model_uri": "m", "checkpoint_id": "", "benchmarks": [spec]},
             )
-            for value in variants[field.name]
+            for spec in specs
         }
-        assert len(keys) == 2, field.name
+        reuse_keys = {reuse_key("h", "j", "m", "", Serving(spec)) for spec in specs}
+        assert len(request_keys) == 2 == len(reuse_keys), field.name
+
+
+def _scan_one(pytester: pytest.Pytester, body: str):
+    items = pytester.getitems(
+        "import pytest\nfrom pytest_scaimind import assert_benchmark\n" + body
+    )
+    return Scanner().scan(items[0])
+
+
+def test_a_name_given_by_keyword_is_batched_like_a_positional_one(pytester):
+    found = _scan_one(
+        pytester,
+        "def test_kw():\n    assert_benchmark(name='mmlu', min_score=0.6, num_samples=50)\n",
+    )
+    assert found is not None and not found.dynamic
+    assert [label(g.spec) for g in found.gates] == ["mmlu[n=50]"]
+    assert found.gates[0].min_score == 0.6
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("assert_benchmark()", "assert_benchmark needs a benchmark name"),
+        ("assert_benchmark(min_score=0.6)", "assert_benchmark needs a benchmark name"),
+        ("assert_benchmark('mmlu', 0.6)", "takes only the benchmark name positionally"),
+        ("assert_benchmark('mmlu', name='arc')", "takes only the benchmark name positionally"),
+        (
+            "assert_benchmark('mmlu', metric='accuracy', min_score=60)",
+            "min_score=60 is a percentage, but accuracy is a proportion in [0, 1]: did you mean min_score=0.6?",
+        ),
+        (
+            "assert_benchmark('mmlu', metric='exact_match', max_drop=5)",
+            "did you mean max_drop=0.05?",
+        ),
+        (
+            "assert_benchmark('mmlu', metric='acc', min_score=250)",
+            "min_score=250 can never be met by acc, a proportion in [0, 1]",
+        ),
+    ],
+)
+def test_calls_that_cannot_work_are_refused_at_collection(pytester, call, message):
+    with pytest.raises(ValueError) as excinfo:
+        _scan_one(pytester, f"def test_bad():\n    {call}\n")
+    assert message in str(excinfo.value)
+
+
+def test_a_marker_without_a_name_is_refused(pytester):
+    with pytest.raises(ValueError, match=r"@pytest\.mark\.scaimind needs a benchmark name"):
+        _scan_one(pytester, "@pytest.mark.scaimind(num_samples=5)\ndef test_m():\n    pass\n")
+
+
+def test_percent_thresholds_on_metrics_not_known_as_proportions_wait_for_the_result(pytester):
+    # a metric named like a score of its own (perplexity, bleu) may exceed 1: nothing to refuse yet
+    found = _scan_one(
+        pytester, "def test_ok():\n    assert_benchmark('mmlu', metric='bleu', min_score=30)\n"
+    )
+    assert found is not None and found.gates[0].min_score == 30

@@ -5,38 +5,8 @@ from __future__ import annotations
 import pytest
 
 
-def _suite(project, extra: str = "") -> None:
-    project.pytester.makepyfile(
-        test_release=f'''
-import pytest
-from pytest_scaimind import assert_benchmark
-
-BIG = "{project.big}"
-QA = "{project.qa}"
-
-def test_big_passes():
-    result = assert_benchmark("custom-big", dataset=BIG, min_score=0.9)
-    assert result.num_samples == 20
-
-def test_qa_fails():
-    assert_benchmark("custom-qa", dataset=QA, min_score=0.8)
-
-def test_qa_shared_spec_passes():
-    assert_benchmark("custom-qa", dataset=QA, min_score=0.7)
-
-@pytest.mark.parametrize("floor", [0.5, 0.6])
-def test_parametrized(floor):
-    assert_benchmark("custom-big", dataset=BIG, min_score=floor)
-
-def test_not_a_gate():
-    assert 1 + 1 == 2
-{extra}
-'''
-    )
-
-
 def test_one_submission_for_the_session_and_none_on_rerun(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     first = gate_project.run()
     first.assert_outcomes(passed=5, failed=1)
     assert gate_project.submissions() == 1
@@ -44,15 +14,15 @@ def test_one_submission_for_the_session_and_none_on_rerun(gate_project):
     line = next(ln for ln in first.outlines if "custom-qa" in ln and "< 0.8000" in ln)
     for part in ("exact_match 0.7500", "min_score 0.8", "delta -0.0500", "n=4", evaluation_id):
         assert part in line
-    assert f"evaluation {evaluation_id} (reused)" not in first.stdout.str()
+    assert f"evaluation {evaluation_id} (reused" not in first.stdout.str()
     second = gate_project.run()
     second.assert_outcomes(passed=5, failed=1)
-    second.stdout.fnmatch_lines([f"job *, evaluation {evaluation_id} (reused)"])
+    second.stdout.fnmatch_lines([f"evaluation {evaluation_id} (reused, content-verified)*"])
     assert gate_project.submissions() == 1
 
 
 def test_reuse_from_the_listing_when_the_cache_is_gone(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     gate_project.run().assert_outcomes(passed=5, failed=1)
     gate_project.run("--cache-clear").assert_outcomes(passed=5, failed=1)
     assert gate_project.submissions() == 1
@@ -61,11 +31,11 @@ def test_reuse_from_the_listing_when_the_cache_is_gone(gate_project):
 
 
 def test_reuse_only_errors_when_nothing_matches(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     result = gate_project.run("--scaimind-reuse=only")
     result.assert_outcomes(passed=1, errors=5)
     result.stdout.fnmatch_lines(
-        ["*--scaimind-reuse=only: no COMPLETED or running evaluation of job*"]
+        ["*--scaimind-reuse=only: no evaluation of job * holds custom-big@* with the same content*"]
     )
     assert gate_project.submissions() == 0
 
@@ -73,7 +43,7 @@ def test_reuse_only_errors_when_nothing_matches(gate_project):
 def test_timeout_errors_in_setup_and_a_rerun_resumes_the_same_evaluation(gate_project, unique):
     slow = gate_project.model(f"org/models/slow-{unique}", delay=0.1)
     gate_project.coordinator.register_job(gate_project.job_id, slow)
-    _suite(gate_project)
+    gate_project.write_suite()
     interrupted = gate_project.run("--scaimind-timeout=0.3")
     interrupted.assert_outcomes(passed=1, errors=5)
     [evaluation_id] = gate_project.evaluation_ids()
@@ -88,18 +58,20 @@ def test_timeout_errors_in_setup_and_a_rerun_resumes_the_same_evaluation(gate_pr
 def test_failed_evaluation_is_an_error_with_the_reason(gate_project, unique):
     broken = gate_project.model(f"org/models/broken-{unique}", fail="GPU fell off the bus")
     gate_project.coordinator.register_job(gate_project.job_id, broken)
-    _suite(gate_project)
+    gate_project.write_suite()
     result = gate_project.run()
     result.assert_outcomes(passed=1, errors=5)
     [evaluation_id] = gate_project.evaluation_ids()
-    result.stdout.fnmatch_lines([f"*evaluation {evaluation_id} ended FAILED*GPU fell off the bus*"])
-    # a FAILED evaluation is never reused: the next run submits a fresh one
+    result.stdout.fnmatch_lines(
+        [f"*custom-big@* failed in evaluation {evaluation_id}: RuntimeError: GPU fell off the bus*"]
+    )
+    # it holds no result for any spec, so it serves none: the next run submits a fresh one
     gate_project.run()
     assert gate_project.submissions() == 2
 
 
 def test_unreachable_coordinator_is_an_error_not_a_failure(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     result = gate_project.pytester.runpytest(
         f"--scaimind-job={gate_project.job_id}",
         f"--scaimind-model-uri={gate_project.model_uri}",
@@ -110,7 +82,7 @@ def test_unreachable_coordinator_is_an_error_not_a_failure(gate_project):
 
 
 def test_without_job_gates_skip_with_a_reason_naming_the_option(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     result = gate_project.pytester.runpytest("-rs")
     result.assert_outcomes(passed=1, skipped=5)
     result.stdout.fnmatch_lines(["*pass --scaimind-job JOB_ID*"])
@@ -119,7 +91,7 @@ def test_without_job_gates_skip_with_a_reason_naming_the_option(gate_project):
 
 
 def test_model_uri_comes_from_the_job_or_is_a_usage_error(gate_project, unique):
-    _suite(gate_project)
+    gate_project.write_suite()
     result = gate_project.pytester.runpytest(
         *gate_project.args(f"--scaimind-job=job_missing_{unique}")[1:]
     )
@@ -128,7 +100,7 @@ def test_model_uri_comes_from_the_job_or_is_a_usage_error(gate_project, unique):
 
 
 def test_checkpoint_is_part_of_the_request_and_of_reuse(gate_project):
-    _suite(gate_project)
+    gate_project.write_suite()
     gate_project.run().assert_outcomes(passed=5, failed=1)
     gate_project.run("--scaimind-checkpoint=ckpt-500").assert_outcomes(passed=5, failed=1)
     assert gate_project.submissions() == 2
@@ -199,7 +171,10 @@ def test_custom_without_dataset():
             ["--scaimind-update-baseline"],
             "*--scaimind-update-baseline needs --scaimind-baseline=PATH*",
         ),
-        (["-o", "scaimind_reuse=sometimes"], "*--scaimind-reuse must be one of auto, never, only*"),
+        (
+            ["-o", "scaimind_reuse=sometimes"],
+            "*ini scaimind_reuse must be one of auto, never, only*",
+        ),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(pytester, args, message):
@@ -218,14 +193,14 @@ def test_a_killed_session_is_resumed_not_resubmitted(gate_project, unique):
 
     slow = gate_project.model(f"org/models/slow-{unique}", delay=0.05)
     gate_project.coordinator.register_job(gate_project.job_id, slow)
-    _suite(gate_project)
+    gate_project.write_suite()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *gate_project.args()],
         cwd=gate_project.pytester.path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    cached = gate_project.pytester.path / ".pytest_cache" / "v" / "scaimind" / "evaluations"
+    cached = gate_project.pytester.path / ".pytest_cache" / "v" / "scaimind" / "reuse" / "v2"
     try:
         deadline = time.monotonic() + 60
         while not (cached.is_dir() and any(cached.iterdir())) and time.monotonic() < deadline:
