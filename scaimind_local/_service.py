@@ -12,7 +12,7 @@ from typing import Any
 
 from scaimind_nb._contract import SPEC_FIELDS, FailureCode, Field, Status, failure
 
-from ._backends import ModelCache, check_model, model_digest, read_manifest
+from ._backends import MODELS, check_model, model_digest, read_manifest
 from ._benchmarks.base import (
     BenchmarkCancelled,
     BenchmarkRunner,
@@ -57,7 +57,7 @@ class Service:
         self.settings.setdefault("allow_local_paths", drive.allow_local_paths)
         self.settings.setdefault("sandbox_workers", 2)
         self.registry = registry or Registry()
-        self.models = ModelCache()
+        self.models = MODELS
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []

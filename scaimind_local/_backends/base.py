@@ -1,10 +1,11 @@
 """The seam between benchmark runners and model backends.
 
 Every backend (python, openai, hf, llamacpp) yields an object satisfying `ModelBackend`.
-Two capabilities are optional and tested by attribute: `loglikelihood` (`supports_loglikelihood`)
-and `chat` (`supports_chat`): a chat model answers whole conversations in its own chat format
-(an hf tokenizer with a chat template, an openai backend on `/chat/completions`), so runners
-such as humaneval can ask it for whole functions instead of raw continuations.
+Three capabilities are optional and tested by attribute: `loglikelihood`
+(`supports_loglikelihood`), `count_tokens` (`token_counts`) and `chat` (`supports_chat`): a chat
+model answers whole conversations in its own chat format (an hf tokenizer with a chat template,
+an openai backend on `/chat/completions`), so runners such as humaneval can ask it for whole
+functions instead of raw continuations.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ def supports_chat(model: object) -> bool:
 def supports_loglikelihood(model: object) -> bool:
     """True when the model can score continuations (MC by log-likelihood)."""
     return callable(getattr(model, "loglikelihood", None))
+
+
+def token_counts(model: object, texts: list[str]) -> list[int]:
+    """Each text's length in the model's tokens, or in characters for a model without a tokenizer.
+
+    Runners sort work by it so that batches pad little. A backend offers its tokenizer's counts
+    through an optional `count_tokens(texts) -> list[int]` (the hf backend does).
+    """
+    count = getattr(model, "count_tokens", None)
+    if callable(count):
+        counts = [int(n) for n in count(texts)]
+        if len(counts) == len(texts):
+            return counts
+    return [len(t) for t in texts]
 
 
 @dataclass(frozen=True)

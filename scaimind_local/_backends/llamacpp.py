@@ -16,7 +16,7 @@ from typing import Any
 from .._benchmarks.base import InvalidBenchmark
 from .._digest import relative_label
 from .base import ModelManifest
-from .hf import check as _check_files, model_location
+from .hf import cache_key as cache_key, check as _check_files, model_location
 
 
 def check(manifest: ModelManifest, settings: dict[str, Any]) -> None:
@@ -96,19 +96,11 @@ class LlamaCppModel:
         return scores
 
 
-_CACHE: dict[str, LlamaCppModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def load(manifest: ModelManifest, settings: dict[str, Any]) -> LlamaCppModel:
-    """Load (or reuse, within this process) the GGUF the manifest names."""
+    """Open the GGUF the manifest names (`ModelCache` keeps it for later evaluations)."""
     check(manifest, settings)
     location, gguf = model_location(manifest)
-    path = str(location / gguf) if gguf else str(location)
-    with _CACHE_LOCK:
-        if path not in _CACHE:
-            _CACHE[path] = LlamaCppModel(path, manifest.config)
-        return _CACHE[path]
+    return LlamaCppModel(str(location / gguf) if gguf else str(location), manifest.config)
 
 
 def artefacts(manifest: ModelManifest) -> list[tuple[str, Path]]:

@@ -1,4 +1,4 @@
-"""Helpers the humaneval and mmlu runners share: parameters, statistics, seeded subsets."""
+"""Helpers the benchmark runners share: parameters, statistics, seeded subsets, data digests."""
 
 from __future__ import annotations
 
@@ -6,16 +6,24 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from scaimind_nb._contract import Field
 from scaimind_nb.stats import clustered_stderr, mean_stderr
 
+from .._digest import FILES, regular_files, relative_label, tree_digest
 from .base import BenchmarkSpec, InvalidBenchmark
+
+if TYPE_CHECKING:
+    from .._packaged import Package
 
 __all__ = [
     "clustered_stderr",
+    "content_digest",
     "cut_at_stop",
+    "data_record",
     "float_param",
     "ids_digest",
     "int_param",
@@ -23,6 +31,7 @@ __all__ = [
     "mean_stderr",
     "package_source",
     "seeded_subset",
+    "stratified_stderr",
 ]
 
 T = TypeVar("T")
@@ -67,6 +76,19 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def stratified_stderr(groups: Mapping[str, Sequence[float]]) -> float | None:
+    """Standard error of the unweighted mean of group means (a macro average over strata).
+
+    Each group is a fixed stratum (an MMLU subject) sampled on its own, so the variance of the
+    macro mean is the sum of the groups' squared standard errors over the number of groups
+    squared. None when any group has fewer than 2 values (its own stderr is undefined).
+    """
+    errors = [mean_stderr(values) for values in groups.values()]
+    if not errors or any(e is None for e in errors):
+        return None
+    return math.sqrt(sum(e * e for e in errors if e is not None)) / len(errors)
+
+
 def seeded_subset(ids: Sequence[T], k: int | None, seed: int) -> list[T]:
     """A reproducible sample of k ids (all when k is None or too big), kept in original order."""
     if k is None or k >= len(ids):
@@ -88,6 +110,35 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if 0 <= i < end:
             end = i
     return text[:end]
+
+
+def content_digest(path: Path) -> str:
+    """`sha256:<hex>` of a dataset: a file's bytes, or a folder's files by relative name.
+
+    The same data has the same digest on every server (`scaimind_local._digest`; file digests
+    are remembered by inode, size and mtime, so a large file is read once).
+    """
+    if path.is_file():
+        return FILES(path)
+    return tree_digest(((relative_label(f, path), f) for f in regular_files(path)), FILES)
+
+
+def data_record(
+    path: Path, *, source: str, records: int, package: Package | None = None
+) -> dict[str, Any]:
+    """What a result says about the data it scored: source, digest, records (never a server path).
+
+    `source` is what the user named (the dataset URI, a server setting) or the package;
+    `package` adds the distribution and its installed version.
+    """
+    record: dict[str, Any] = {
+        Field.SOURCE.value: source,
+        Field.DIGEST.value: content_digest(path),
+        Field.RECORDS.value: records,
+    }
+    if package is not None:
+        record.update(package=package.distribution, version=package.version())
+    return record
 
 
 def package_source(distribution: str, what: str) -> str:

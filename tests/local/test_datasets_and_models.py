@@ -126,17 +126,13 @@ def test_a_model_is_loaded_once_per_evaluation(tmp_path: Path, user_module: None
 
 
 def test_model_cache_reloads_when_the_manifest_changes(tmp_path: Path, user_module: None) -> None:
-    import os
-
     import user_models_mod  # type: ignore[import-not-found]
 
     write_model(tmp_path, "m", target="user_models_mod:factory", options={"word": "a"})
     cache = ModelCache()
     first = cache.get("uri", tmp_path / "m", {})
     assert cache.get("uri", tmp_path / "m", {}) is first
-    manifest = tmp_path / "m" / "scaimind-model.json"
     write_model(tmp_path, "m", target="user_models_mod:factory", options={"word": "b"})
-    os.utime(manifest, (1, 1))
     second = cache.get("uri", tmp_path / "m", {})
     assert second is not first
     assert second.generate(["x"], max_new_tokens=1, temperature=0, stop=None) == ["b"]
