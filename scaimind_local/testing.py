@@ -22,9 +22,10 @@ from ._benchmarks._shared import cut_at_stop
 
 
 class ScriptedModel:
-    """A python-backend model: `answers[prompt]` or `default`, after `delay` seconds per call.
+    """A python-backend model: `answers[prompt]` or `default`, after `delay` seconds per prompt.
 
-    Options: `answers` (dict), `default` (str), `delay` (float seconds per generate call),
+    Options: `answers` (dict), `default` (str), `delay` (float seconds per prompt answered, so a
+    batch of 8 prompts takes 8 delays, like a real model),
     `fail` (a message: every generate call raises RuntimeError with it), `chat` (true: also a
     chat model, answering each conversation from `answers[last message's content]`).
     """
@@ -42,7 +43,7 @@ class ScriptedModel:
         self, prompts: list[str], *, max_new_tokens: int, temperature: float, stop: list[str] | None
     ) -> list[str]:
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay * len(prompts))
         if self.fail:
             raise RuntimeError(str(self.fail))
         return [cut_at_stop(self.answers.get(p, self.default), stop or ()) for p in prompts]

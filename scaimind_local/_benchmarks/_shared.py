@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from scaimind_nb._contract import Field
 from scaimind_nb.stats import clustered_stderr, mean_stderr
 
+from .._backends.base import token_counts
 from .._digest import FILES, regular_files, relative_label, tree_digest
 from .base import BenchmarkSpec, InvalidBenchmark
 
@@ -27,6 +28,7 @@ __all__ = [
     "float_param",
     "ids_digest",
     "int_param",
+    "length_batches",
     "mean",
     "mean_stderr",
     "package_source",
@@ -95,6 +97,17 @@ def seeded_subset(ids: Sequence[T], k: int | None, seed: int) -> list[T]:
         return list(ids)
     chosen = set(random.Random(seed).sample(range(len(ids)), k))
     return [x for i, x in enumerate(ids) if i in chosen]
+
+
+def length_batches(model: object, texts: Sequence[str], size: int) -> list[list[int]]:
+    """Indices of ``texts`` in batches of ``size``, longest first in the model's tokens.
+
+    One global order, so each batch holds texts of similar length and the backend pads little;
+    the caller reports progress per batch and puts results back by index (file order).
+    """
+    lengths = token_counts(model, list(texts))
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    return [order[start : start + size] for start in range(0, len(order), size)]
 
 
 def ids_digest(ids: Sequence[object]) -> str:

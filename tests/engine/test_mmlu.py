@@ -22,7 +22,7 @@ from scaimind_local._benchmarks.mmlu import (
 )
 from scaimind_local._packaged import Package
 
-from .conftest import MMLU_DEMO, Progress, demo_rows, make_context
+from ._helpers import MMLU_DEMO, Progress, demo_rows, make_context
 
 
 class Letter:

@@ -27,7 +27,7 @@ from scaimind_local._benchmarks.mmlu import RUNNER as MMLU
 from scaimind_local.testing import export_smollm2, write_custom_dataset
 from scaimind_nb import Client
 
-from .conftest import make_context
+from ._helpers import make_context
 
 pytestmark = [pytest.mark.reallm, pytest.mark.mmlu_data, pytest.mark.slow]
 

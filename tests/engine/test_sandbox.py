@@ -19,7 +19,7 @@ import pytest
 
 from scaimind_local._sandbox import UNISOLATED, Isolation, Program, ProgramResult, Sandbox, probe
 
-from ._sandboxes import run_all
+from ._helpers import descendants, run_all, server_pids
 
 PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
 TEST = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"
@@ -77,28 +77,6 @@ def test_sleeping_forever_times_out(sandbox: Sandbox) -> None:
 
 def _processes() -> int:
     return sum(1 for p in os.listdir("/proc") if p.isdigit())
-
-
-def descendants(roots: set[int]) -> set[int]:
-    """Every process below `roots` (host view), found by walking the host's /proc."""
-    parent = {}
-    for entry in os.listdir("/proc"):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if entry.isdigit():
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = set(roots)
-    while frontier:
-        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def server_pids(sandbox: Sandbox) -> set[int]:
-    return {server.proc.pid for server in sandbox._servers}
 
 
 @pytest.mark.parametrize(

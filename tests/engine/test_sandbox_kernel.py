@@ -18,8 +18,7 @@ import pytest
 
 from scaimind_local._sandbox import SANDBOX_UID, Isolation, Program, ProgramResult, Sandbox, probe
 
-from ._sandboxes import run_all
-from .test_sandbox import descendants, server_pids
+from ._helpers import descendants, run_all, server_pids
 
 pytestmark = pytest.mark.isolation
 

@@ -16,7 +16,7 @@ from scaimind_local._benchmarks.humaneval import default_dataset, read_problems
 from scaimind_local.testing import write_model
 from scaimind_nb import BadRequestError, Client
 
-from .conftest import MMLU_DEMO, demo_rows
+from ._helpers import MMLU_DEMO, demo_rows
 
 PROBLEMS = read_problems(default_dataset())
 

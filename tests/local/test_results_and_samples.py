@@ -64,10 +64,11 @@ def test_results_name_their_score_and_proportions(
 ) -> None:
     coord, evaluation_id = finished
     raw = coord.request("GET", f"/v1/modules/scaimind/evaluations/{evaluation_id}")["data"]
-    for result in raw["results"]:
-        assert result["primary_metric"] == "exact_match"
-        assert result["score"] == result["metrics"]["exact_match"] == 0.6
-        assert result["proportion_metrics"] == ["exact_match"]
+    # each match mode names its metric: custom-b matched by "contains"
+    for result, metric in zip(raw["results"], ["exact_match", "contains_match"], strict=True):
+        assert result["primary_metric"] == metric
+        assert result["score"] == result["metrics"][metric] == 0.6
+        assert result["proportion_metrics"] == [metric]
         assert "count" not in result["metrics"]
     ev = parse_evaluation(raw)
     result = ev.result("custom-a")
@@ -76,7 +77,7 @@ def test_results_name_their_score_and_proportions(
         0.6,
         True,
     )
-    assert ev.to_frame()["metric"].tolist() == ["exact_match", "exact_match"]  # no "score" twin
+    assert ev.to_frame()["metric"].tolist() == ["exact_match", "contains_match"]  # no "score" twin
 
 
 def test_a_runner_without_metrics_gives_a_result_without_score() -> None:

@@ -392,7 +392,10 @@ def crash_scenario(
         rows = [{**row, "prompt": f"e{i} {row['prompt']}"} for row in ROWS]
         answers.update({f"e{i} {p}": a for p, a in ANSWERS.items()})
         dataset = write_custom_dataset(server.drive_root, f"org/crash/qa{i}.jsonl", rows)
-        benchmarks.append({"name": BENCHMARK, "dataset": dataset})
+        # one sample a call, so a kill lands between the samples of a running evaluation
+        benchmarks.append(
+            {"name": BENCHMARK, "dataset": dataset, "parameters": {"batch_size": "1"}}
+        )
     model_uri = write_model(
         server.drive_root,
         "org/models/recorder",
