@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scaimind_nb._contract import API_PREFIX, Field, Route
+from scaimind_nb._contract import API_PREFIX, Field, Route, Status
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     add = jobs.add_parser("add", help="register a job whose model can be evaluated")
     add.add_argument("job_id")
     add.add_argument("--model-uri", required=True)
-    add.add_argument("--status", default="COMPLETED")
+    add.add_argument("--status", default=Status.COMPLETED.value)
     add.set_defaults(func=_jobs_add)
     get = jobs.add_parser("get", help="show a job")
     get.add_argument("job_id")

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from scaimind_nb._contract import API_PREFIX, Field, Route
+from scaimind_nb._contract import API_PREFIX, Field, Route, Status
 
 from ._drive import Drive
 from ._registry import Registry
@@ -185,7 +185,7 @@ class LocalCoordinator:
         return call(self.url, self.api_key, method, path, body)
 
     def register_job(
-        self, job_id: str, model_uri: str, status: str = "COMPLETED"
+        self, job_id: str, model_uri: str, status: str = Status.COMPLETED
     ) -> dict[str, Any]:
         """Register (or update) a training job whose model can then be evaluated."""
         body = {Field.JOB_ID: job_id, Field.MODEL_URI: model_uri, Field.STATUS: status}

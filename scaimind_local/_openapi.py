@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from scaimind_nb._contract import SERVED_STATUSES
+from scaimind_nb._contract import SERVED_STATUSES, Status
 
 _INT64 = {"type": "string", "pattern": "^-?[0-9]+$"}
 _TS = {"type": "string", "format": "date-time"}
@@ -227,7 +227,7 @@ SCHEMAS: dict[str, Any] = {
             "stderr": {"type": "object", "additionalProperties": _NUM},
             "num_samples": _INT64,
             "extra": {"type": "object"},
-            "status": {"type": "string", "enum": ["COMPLETED", "FAILED"]},
+            "status": {"type": "string", "enum": [Status.COMPLETED, Status.FAILED]},
             "error": _obj({"code": {"type": "string"}, "message": {"type": "string"}}),
         },
         ["benchmark", "metrics", "num_samples"],
