@@ -397,9 +397,8 @@ class ScaimindSession:
             self._record(
                 item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
             )
-        if infra:
-            message = f"scaimind: {message} (an infrastructure error, not a quality verdict)"
-        raise GateError(message, infra=infra)
+        suffix = " (an infrastructure error, not a quality verdict)" if infra else ""
+        raise GateError(f"scaimind: {message}{suffix}", infra=infra)
 
     def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
         """Assess the gate and decide it: on its own, or in the Holm family of the session."""
