@@ -234,6 +234,9 @@ def test_after_sigint_the_evaluations_left_running_are_printed_with_resume_and_c
         stderr=subprocess.STDOUT,
         text=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # flushed by us
+        # A suite started in the background by a shell without job control inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler: give Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     seen = []
