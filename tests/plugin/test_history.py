@@ -168,8 +168,19 @@ def test_compare_with_the_previous_session_pairs_items(gate_project, unique):
     assert big["note"] == "4 worse / 0 better of 20 paired items"
     assert big["then_verdict"] == "pass" and big["now_verdict"] == "fail"
     assert big["high"] < 0 and big["change"] == "worse"
-    # by run id prefix, the same entry
-    again = gate_project.run(f"--scaimind-compare={first_run['run_id'][:18]}")
+    # by the shortest prefix of the run id that no other run shares (runs of one second share
+    # the timestamp part), the same entry
+    run_ids = [
+        entry["run_id"]
+        for entry in History(gate_project.pytester.path / ".scaimind" / "history.jsonl").entries()
+    ]
+    prefix = next(
+        first_run["run_id"][:n]
+        for n in range(len("20261201T193730Z-") + 1, len(first_run["run_id"]) + 1)
+        if sum(run_id.startswith(first_run["run_id"][:n]) for run_id in run_ids) == 1
+    )
+    assert len(prefix) < len(first_run["run_id"])
+    again = gate_project.run(f"--scaimind-compare={prefix}")
     again.stdout.fnmatch_lines([f"compared with history run {first_run['run_id']} (*)"])
 
 
