@@ -22,6 +22,9 @@ from pytest_scaimind._record import GateRecord, Outcome
 if TYPE_CHECKING:
     from pytest_scaimind._options import Options
 
+PREFIX = "scaimind: "
+"""How every line the plugin writes of its own starts: a progress line, an ERROR's cause, a note."""
+
 INFRA_EXIT_CODE = 75
 """The default exit code of a session whose only failures are infrastructure errors."""
 
@@ -68,7 +71,7 @@ class Policy:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         """A GateError in the test body becomes an ERROR report, marked when it is infra.
 
-        Its short-summary line starts with the cause (`ERROR t.py::test - scaimind: HTTP 400: …`),
+        Its short-summary line starts with the cause (`ERROR t.py::test - scaimind: no model at …`),
         not with the exception's class, so a CI log cut at 80 columns still says what failed.
         """
         report = yield
@@ -100,7 +103,7 @@ class Policy:
             code = self.options.infra_exit_code
             session.exitstatus = code
             self.exit_note = (
-                f"scaimind: every failure is an infrastructure error "
+                f"{PREFIX}every failure is an infrastructure error "
                 f"({len(self.infra_failed)} test(s)): exit code {code} "
                 "(--scaimind-infra-exit-code); a retry may pass"
             )
@@ -114,9 +117,7 @@ class Policy:
             why = (
                 self.inactive or "no gate test ran to a verdict (all skipped, deselected or absent)"
             )
-            self.exit_note = (
-                f"scaimind: --scaimind-require-gates: this session judged no gate: {why}"
-            )
+            self.exit_note = f"{PREFIX}--scaimind-require-gates: this session judged no gate: {why}"
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

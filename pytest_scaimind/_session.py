@@ -39,7 +39,7 @@ from pytest_scaimind._gates import (
     make_gate,
     power,
 )
-from pytest_scaimind._policy import GateError
+from pytest_scaimind._policy import PREFIX, GateError
 from pytest_scaimind._record import Action, GateRecord, Outcome
 from pytest_scaimind._reporting import Reporter
 
@@ -207,7 +207,7 @@ class ScaimindSession:
                 self._record(item, gate, error, Action.ERROR, infra=problem.infra)
         if failures:
             message = "; ".join(dict.fromkeys(str(f) for f in failures))
-            raise GateError("scaimind: " + message, infra=all(f.infra for f in failures))
+            raise GateError(PREFIX + message, infra=all(f.infra for f in failures))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker:
@@ -398,7 +398,7 @@ class ScaimindSession:
                 item, gate, Verdict(gate, Outcome.ERROR, message), Action.ERROR, infra=infra
             )
         suffix = " (an infrastructure error, not a quality verdict)" if infra else ""
-        raise GateError(f"scaimind: {message}{suffix}", infra=infra)
+        raise GateError(f"{PREFIX}{message}{suffix}", infra=infra)
 
     def _verdict(self, gate: Gate, result: BenchmarkResult, evaluation_id: str | None) -> Verdict:
         """Assess the gate and decide it: on its own, or in the Holm family of the session."""

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from pytest_scaimind._policy import PREFIX
+
 if TYPE_CHECKING:
     from scaimind_nb import Evaluation, PollEvent, WaitTimeoutError
-
-PREFIX = "scaimind: "
 
 
 def progress(evaluation: Evaluation | None) -> str:
